@@ -1,0 +1,189 @@
+"""SOAP descriptors of structures and the names of their features.
+
+The feature names follow the DUAL-X paper's style, ``Cr-Sb_n13_l3``: the
+species pair, the two radial indices n and n' (1-based, concatenated) and the
+angular channel l. The order reproduces dscribe's power-spectrum layout
+(``ext/soapGTO.cpp:getPD`` and ``ext/soapGeneral.cpp:getP``, dscribe 2.1):
+
+* species-pair blocks in atomic-number order (``SOAP.get_location``), pairs
+  (Z1, Z2) with Z1 <= Z2;
+* inside a block the angular channel l is the outer loop, then n, then n';
+* n' runs from n in a same-species block (the block is symmetric in n, n')
+  and over all values in a cross-species block.
+
+Only the uncompressed power spectrum (dscribe's default ``compression`` mode
+``"off"``, which keeps the cross-species blocks) is named here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from ase import Atoms
+from ase.data import atomic_numbers as _ATOMIC_NUMBERS
+
+from harness.errors import CheckError, DataError
+
+Average = Literal["inner", "outer", "off"]
+Rbf = Literal["gto", "polynomial"]
+
+_NAME_RE = re.compile(r"^([A-Z][a-z]?)-([A-Z][a-z]?)_n(\d)(\d)_l(\d+)$")
+
+
+@dataclass(frozen=True)
+class SoapSettings:
+    """Parameters of the SOAP power spectrum (lengths in angstrom)."""
+
+    species: tuple[str, ...] = ("Cr", "Sb", "Te")
+    r_cut_A: float = 5.0
+    n_max: int = 4
+    l_max: int = 4
+    average: Average = "inner"
+    periodic: bool = True
+    sigma_A: float = 1.0
+    rbf: Rbf = "gto"
+
+    def __post_init__(self) -> None:
+        if not self.species:
+            raise CheckError("SoapSettings.species is empty (fix: name at least one element)")
+        unknown = [s for s in self.species if s not in _ATOMIC_NUMBERS or s == "X"]
+        if unknown:
+            raise CheckError(f"SoapSettings.species has unknown element(s) {unknown}")
+        if len(set(self.species)) != len(self.species):
+            raise CheckError(f"SoapSettings.species has duplicates: {self.species}")
+        if not 1 <= self.n_max <= 9:
+            # Names concatenate n and n' as single digits.
+            raise CheckError(f"SoapSettings.n_max={self.n_max} must be in 1..9")
+        if self.l_max < 0:
+            raise CheckError(f"SoapSettings.l_max={self.l_max} must be >= 0")
+        if self.r_cut_A <= 0 or self.sigma_A <= 0:
+            raise CheckError(
+                f"SoapSettings r_cut_A={self.r_cut_A} and sigma_A={self.sigma_A} must be > 0"
+            )
+        if self.average not in ("inner", "outer", "off"):
+            raise CheckError(f"SoapSettings.average={self.average!r} not in inner/outer/off")
+        if self.rbf not in ("gto", "polynomial"):
+            raise CheckError(f"SoapSettings.rbf={self.rbf!r} not in gto/polynomial")
+
+
+@dataclass(frozen=True)
+class FeatureInfo:
+    """The parts of one SOAP feature name (n, n' 1-based; l 0-based)."""
+
+    pair: tuple[str, str]
+    n: int
+    n_prime: int
+    l: int  # noqa: E741 (the physics name)
+
+
+def make_soap(settings: SoapSettings):  # -> dscribe.descriptors.SOAP
+    """The dscribe SOAP object for ``settings`` (dscribe imported lazily)."""
+    from dscribe.descriptors import SOAP
+
+    return SOAP(
+        species=list(settings.species),
+        r_cut=settings.r_cut_A,
+        n_max=settings.n_max,
+        l_max=settings.l_max,
+        average=settings.average,
+        periodic=settings.periodic,
+        sigma=settings.sigma_A,
+        rbf=settings.rbf,
+    )
+
+
+def sorted_species(settings: SoapSettings) -> tuple[str, ...]:
+    """Species in atomic-number order, the order of dscribe's blocks."""
+    return tuple(sorted(settings.species, key=lambda s: _ATOMIC_NUMBERS[s]))
+
+
+def species_pairs(settings: SoapSettings) -> list[tuple[str, str]]:
+    """Species pairs in the order of dscribe's blocks."""
+    sp = sorted_species(settings)
+    return [(sp[i], sp[j]) for i in range(len(sp)) for j in range(i, len(sp))]
+
+
+def _block_names(pair: tuple[str, str], n_max: int, l_max: int) -> list[str]:
+    same = pair[0] == pair[1]
+    names = []
+    for l in range(l_max + 1):  # noqa: E741
+        for n in range(n_max):
+            for n_prime in range(n if same else 0, n_max):
+                names.append(f"{pair[0]}-{pair[1]}_n{n + 1}{n_prime + 1}_l{l}")
+    return names
+
+
+def soap_feature_names(settings: SoapSettings) -> list[str]:
+    """Names of the features of ``soap_features``, in dscribe's order."""
+    soap = make_soap(settings)
+    names: list[str] = []
+    for pair in species_pairs(settings):
+        block = _block_names(pair, settings.n_max, settings.l_max)
+        loc = soap.get_location(pair)
+        if loc.start != len(names) or loc.stop - loc.start != len(block):
+            raise CheckError(
+                f"dscribe places block {pair} at {loc}, expected "
+                f"slice({len(names)}, {len(names) + len(block)}): "
+                "the installed dscribe's layout differs from the one named here"
+            )
+        names.extend(block)
+    n_features = soap.get_number_of_features()
+    if len(names) != n_features:
+        raise CheckError(
+            f"{len(names)} SOAP feature names but dscribe reports {n_features} features"
+        )
+    return names
+
+
+def soap_features(
+    structures: Sequence[Atoms], settings: SoapSettings, *, n_jobs: int = 1
+) -> np.ndarray:
+    """SOAP vectors of ``structures``: (S, F) float64 with ``average != "off"``.
+
+    With ``average="off"`` dscribe returns per-atom vectors; this function is
+    for structure-level vectors and refuses that setting.
+    """
+    if settings.average == "off":
+        raise CheckError(
+            "soap_features needs one vector per structure "
+            "(fix: use average='inner' or 'outer')"
+        )
+    if len(structures) == 0:
+        raise DataError("soap_features got no structures")
+    allowed = set(settings.species)
+    for i, atoms in enumerate(structures):
+        if len(atoms) == 0:
+            raise DataError(f"structure {i} has no atoms")
+        extra = sorted(set(atoms.get_chemical_symbols()) - allowed)
+        if extra:
+            raise DataError(
+                f"structure {i} contains element(s) {', '.join(extra)} not in the SOAP "
+                f"species {settings.species} (fix: add them to SoapSettings.species)"
+            )
+    soap = make_soap(settings)
+    x = soap.create(list(structures), n_jobs=n_jobs)
+    x = np.asarray(x, dtype=np.float64).reshape(len(structures), -1)
+    return x
+
+
+def parse_feature_name(name: str) -> FeatureInfo:
+    """Split a name such as ``Cr-Sb_n13_l3`` into its parts."""
+    m = _NAME_RE.match(name)
+    if m is None:
+        raise CheckError(
+            f"{name!r} is not a SOAP feature name of the form 'A-B_n<n><n'>_l<l>'"
+        )
+    a, b, n, n_prime, l = m.groups()  # noqa: E741
+    for sym in (a, b):
+        if sym not in _ATOMIC_NUMBERS:
+            raise CheckError(f"{name!r} names unknown element {sym!r}")
+    return FeatureInfo(pair=(a, b), n=int(n), n_prime=int(n_prime), l=int(l))
+
+
+def involves(name: str, element: str) -> bool:
+    """Whether the feature's species pair contains ``element``."""
+    return element in parse_feature_name(name).pair

@@ -1,0 +1,119 @@
+"""pytest collection: a suite file becomes one item per (check, model).
+
+Failures print file:line, check, model, measured value and threshold, never a
+traceback; a malformed suite is a collection error naming file and line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.baseline import write_baseline
+from harness.checks import CheckOutcome, run_check
+from harness.errors import HarnessError, SuiteError
+from harness.loader import LoadedSuite, load_suite
+from harness.schema import CheckBase, RegressionCheck, check_label
+from harness.session import RunOptions, SuiteRun
+
+OUTCOMES_KEY = pytest.StashKey[list[CheckOutcome]]()
+RUNS_KEY = pytest.StashKey[dict[str, SuiteRun]]()
+OPTIONS_KEY = pytest.StashKey[RunOptions]()
+
+
+class CheckFailed(Exception):
+    """A check's measured values broke its thresholds."""
+
+    def __init__(self, outcome: CheckOutcome, path: Path) -> None:
+        self.outcome = outcome
+        self.path = path
+        super().__init__(format_failure(outcome, path))
+
+
+def format_failure(outcome: CheckOutcome, path: Path) -> str:
+    """file:line: check 'x' on model 'y' FAILED, then one line per measurement."""
+    lines = [f"{path}:{outcome.line}: check {outcome.check!r} ({outcome.kind}) on model {outcome.model!r} FAILED"]
+    if outcome.reason:
+        lines.append(f"  reason: {outcome.reason}")
+    for m in outcome.measurements:
+        if not m.evaluated:
+            state = "not judged"
+        else:
+            state = "ok" if m.passed else "FAIL"
+        lines.append(f"  {m.metric} = {m.value:.6g}  (threshold {m.bound.describe()})  {state}")
+    return "\n".join(lines)
+
+
+class SuiteFile(pytest.File):
+    """A `*.suite.yaml` file."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        loaded = load_suite(self.path)
+        options = self.config.stash[OPTIONS_KEY]
+        if options.candidate is not None and not Path(options.candidate).is_file():
+            raise SuiteError(
+                f"--candidate {options.candidate} does not exist", path=self.path, fix="pass a checkpoint file"
+            )
+        for index, check in enumerate(loaded.suite.checks):
+            line = loaded.check_line(index)
+            for model in loaded.suite.models_for(check):
+                yield CheckItem.from_parent(
+                    self, name=f"{check_label(check)}[{model}]", check=check, model=model, line=line, loaded=loaded
+                )
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:  # type: ignore[override]
+        if isinstance(excinfo.value, HarnessError):
+            return f"mlff-harness: {excinfo.value}"
+        return super().repr_failure(excinfo, style=style)
+
+
+class CheckItem(pytest.Item):
+    """One check of a suite on one model."""
+
+    def __init__(
+        self, *, check: CheckBase, model: str, line: int, loaded: LoadedSuite, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.check = check
+        self.model = model
+        self.line = line
+        self.loaded = loaded
+
+    @property
+    def suite_run(self) -> SuiteRun:
+        runs = self.config.stash[RUNS_KEY]
+        key = str(self.loaded.path)
+        if key not in runs:
+            runs[key] = SuiteRun(self.loaded, self.config.stash[OPTIONS_KEY])
+        return runs[key]
+
+    def runtest(self) -> None:
+        run = self.suite_run
+        if isinstance(self.check, RegressionCheck) and run.options.regen_baselines:
+            path = self.loaded.resolve(self.check.baseline)
+            write_baseline(path, run, self.model)
+            pytest.skip(f"baseline written to {path}")
+        outcome = run_check(self.check, self.model, run, line=self.line)
+        self.config.stash[OUTCOMES_KEY].append(outcome)
+        for m in outcome.measurements:
+            self.user_properties.append((f"{m.metric}", f"{m.value:.6g}"))
+            self.user_properties.append((f"{m.metric}:threshold", m.bound.describe()))
+        self.user_properties.append(("outcome", "pass" if outcome.passed else "fail"))
+        if not outcome.passed:
+            raise CheckFailed(outcome, self.loaded.path)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:  # type: ignore[override]
+        if isinstance(excinfo.value, CheckFailed):
+            return str(excinfo.value)
+        if isinstance(excinfo.value, HarnessError):
+            return (
+                f"{self.loaded.path}:{self.line}: check {check_label(self.check)!r} on model "
+                f"{self.model!r} could not run: {excinfo.value}"
+            )
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, self.line - 1, f"{self.loaded.suite.suite}::{self.name}"

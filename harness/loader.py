@@ -1,0 +1,221 @@
+"""Suite files: YAML with line numbers -> validated :class:`~harness.schema.Suite`.
+
+Every error is a :class:`~harness.errors.SuiteError` naming the file, the line
+and the field, and saying what would fix it. Paths in a suite resolve relative
+to the suite file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from harness.errors import SuiteError
+from harness.schema import CHECK_KINDS, Suite
+
+Loc = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class LoadedSuite:
+    """A validated suite with where it came from."""
+
+    suite: Suite
+    path: Path
+    lines: dict[Loc, int] = field(repr=False)
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    def resolve(self, relative: str) -> Path:
+        """A path from the suite, relative to the suite file."""
+        p = Path(relative).expanduser()
+        return p if p.is_absolute() else (self.root / p).resolve()
+
+    def line_of(self, loc: Loc) -> int:
+        """The line of the deepest YAML node along `loc` (1-based)."""
+        for end in range(len(loc), -1, -1):
+            if loc[:end] in self.lines:
+                return self.lines[loc[:end]]
+        return 1
+
+    def check_line(self, index: int) -> int:
+        return self.line_of(("checks", index))
+
+
+class _LineLoader(yaml.SafeLoader):
+    """A safe loader: no Python objects, duplicate keys are errors."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"duplicate key {key!r} (first on line {seen[key]})",
+                key_node.start_mark,
+            )
+        seen[key] = key_node.start_mark.line + 1
+    return dict(loader.construct_pairs(node, deep=deep))
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _record_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> None:
+    lines[loc] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value
+            lines[loc + (key,)] = key_node.start_mark.line + 1
+            _record_lines(value_node, loc + (key,), lines)
+            lines[loc + (key,)] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _record_lines(item, loc + (index,), lines)
+
+
+def parse_yaml(text: str, path: Path) -> tuple[Any, dict[Loc, int]]:
+    """Parse YAML text into plain data and a map from key path to line."""
+    try:
+        node = yaml.compose(text, Loader=_LineLoader)
+        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = err.problem or str(err)
+        raise SuiteError(
+            f"invalid YAML: {problem}",
+            path=path,
+            line=line,
+            fix="check indentation, colons and quotes on that line",
+        ) from None
+    except yaml.YAMLError as err:
+        raise SuiteError(f"invalid YAML: {err}", path=path) from None
+    lines: dict[Loc, int] = {}
+    if node is not None:
+        _record_lines(node, (), lines)
+    return data, lines
+
+
+def _field_name(loc: Loc) -> str:
+    return ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
+
+
+def _fix_for(error: dict[str, Any]) -> str | None:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "remove it, or check its spelling against `mlff-harness schema`"
+    if kind == "missing":
+        return "add it"
+    if kind == "union_tag_invalid":
+        return f"use one of the check kinds {', '.join(CHECK_KINDS)}"
+    if kind.endswith("_type") or kind.endswith("_parsing"):
+        return "give a value of the type the schema asks for"
+    return None
+
+
+def _message(error: dict[str, Any]) -> str:
+    kind = error["type"]
+    msg = str(error["msg"])
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "union_tag_invalid":
+        tag = error.get("ctx", {}).get("tag", "?")
+        return f"unknown check kind {tag!r}"
+    if kind == "union_tag_not_found":
+        return "each check must be a one-key mapping {kind: {...}}"
+    return msg
+
+
+def _check_item_shape(data: Any, path: Path, lines: dict[Loc, int]) -> None:
+    """Reject check items that are not one-key mappings before pydantic sees them."""
+    if not isinstance(data, dict) or not isinstance(data.get("checks"), list):
+        return
+    for index, item in enumerate(data["checks"]):
+        loc = ("checks", index)
+        if not isinstance(item, dict) or len(item) != 1:
+            raise SuiteError(
+                "a check must be a mapping with exactly one key, the check kind",
+                path=path,
+                line=lines.get(loc),
+                field=_field_name(loc),
+                fix=f"write it as `- <kind>: {{...}}` with kind one of {', '.join(CHECK_KINDS)}",
+            )
+        ((kind, body),) = item.items()
+        if body is not None and not isinstance(body, dict):
+            raise SuiteError(
+                f"the body of check {kind!r} must be a mapping",
+                path=path,
+                line=lines.get(loc + (kind,)),
+                field=_field_name(loc + (kind,)),
+                fix="indent its fields under the kind",
+            )
+
+
+def load_suite(path: str | Path) -> LoadedSuite:
+    """Read and validate a suite file; every problem is a SuiteError with file and line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SuiteError("suite file not found", path=path) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise SuiteError(f"cannot read suite file: {err}", path=path) from None
+    data, lines = parse_yaml(text, path)
+    if data is None:
+        raise SuiteError("the suite file is empty", path=path, line=1, fix="see suites/ for examples")
+    if not isinstance(data, dict):
+        raise SuiteError(
+            f"a suite must be a YAML mapping, not a {type(data).__name__}", path=path, line=1
+        )
+    _check_item_shape(data, path, lines)
+    try:
+        suite = Suite.model_validate(data, context={"defer_references": True})
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = tuple(first["loc"])
+        loaded = LoadedSuite(suite=None, path=path, lines=lines)  # type: ignore[arg-type]
+        more = len(err.errors()) - 1
+        message = _message(first) + (f" (and {more} more problem{'s' * (more > 1)})" if more else "")
+        raise SuiteError(
+            message,
+            path=path,
+            line=loaded.line_of(loc),
+            field=_field_name(loc) or None,
+            fix=_fix_for(first),
+        ) from None
+    loaded = LoadedSuite(suite=suite, path=path.resolve(), lines=lines)
+    problems = suite.reference_problems()
+    if problems:
+        loc, message = problems[0]
+        raise SuiteError(message, path=path, line=loaded.line_of(loc), field=_field_name(loc))
+    _check_files(loaded)
+    return loaded
+
+
+def _check_files(loaded: LoadedSuite) -> None:
+    """Every file the suite names must exist (checkpoints may be overridden later)."""
+    suite = loaded.suite
+    wanted: list[tuple[Loc, str]] = [(("reference", "structures"), suite.reference.structures)]
+    for name, spec in suite.models.compare_with.items():
+        wanted.append((("models", "compare_with", name, "checkpoint"), spec.checkpoint))
+    for loc, relative in wanted:
+        if not loaded.resolve(relative).is_file():
+            raise SuiteError(
+                f"file not found: {loaded.resolve(relative)}",
+                path=loaded.path,
+                line=loaded.line_of(loc),
+                field=_field_name(loc),
+                fix="paths are relative to the suite file",
+            )

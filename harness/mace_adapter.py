@@ -1,0 +1,458 @@
+"""MACE behind the :class:`harness.models.Model` interface.
+
+The only module of the harness that imports ``mace``. The import is lazy (no
+work at import time) and contained: importing mace sets
+``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` process-wide (e3nn 0.4.4 needs it while it
+imports), so :func:`_mace` sets it for the import only and restores it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import sys
+import tempfile
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import torch
+from ase import Atoms
+from ase.data import atomic_numbers as ASE_ATOMIC_NUMBERS
+from ase.data import chemical_symbols
+
+from harness.attribution import GradCam, gradcam_raw, resolve_layer
+from harness.errors import ModelError
+from harness.models import ModelOutputs
+
+DEFAULT_LAYER = "products[-1]"
+_ENV_KEY = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"
+_DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
+
+
+# --------------------------------------------------------------------------- imports
+
+
+@contextmanager
+def _restored_env(key: str) -> Iterator[None]:
+    saved = os.environ.get(key)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = saved
+
+
+def _mace() -> SimpleNamespace:
+    """Import the parts of mace we use, leaving ``os.environ`` as it was."""
+    with _restored_env(_ENV_KEY), warnings.catch_warnings():
+        # e3nn's import torch.loads its constants and fails under weights_only=True.
+        os.environ[_ENV_KEY] = "1"
+        _quiet_torchscript()
+        warnings.filterwarnings("ignore", category=UserWarning, message=f".*{_ENV_KEY} detected.*")
+        import mace.data
+        import mace.modules
+        import mace.tools
+        from e3nn import o3
+        from mace.tools import torch_geometric
+
+    return SimpleNamespace(
+        data=mace.data, modules=mace.modules, tools=mace.tools, o3=o3, tg=torch_geometric
+    )
+
+
+def _quiet_torchscript() -> None:
+    """Inside ``warnings.catch_warnings()``: hide e3nn/mace TorchScript noise (not our code's)."""
+    warnings.filterwarnings("ignore", category=UserWarning, message=".*TorchScript.*")
+    warnings.filterwarnings("ignore", category=DeprecationWarning, message=r".*torch\.jit\..*")
+
+
+@contextmanager
+def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    saved = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(saved)
+
+
+def _as_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        if dtype in _DTYPES.values():
+            return dtype
+    elif dtype in _DTYPES:
+        return _DTYPES[dtype]
+    raise ModelError(f"unsupported dtype {dtype!r}; use one of {sorted(_DTYPES)}")
+
+
+# --------------------------------------------------------------------------- hashing
+
+
+def file_sha256(path: Path | str) -> str:
+    """Hex sha256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def module_sha256(module: torch.nn.Module) -> str:
+    """Hex sha256 of a module's class and state_dict (names, dtypes, shapes, bytes)."""
+    digest = hashlib.sha256()
+    digest.update(f"{type(module).__module__}.{type(module).__qualname__}".encode())
+    for key, tensor in module.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"|{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- model
+
+
+class MaceModel:
+    """A MACE force field (any variant with ``atomic_numbers`` and ``r_max``)."""
+
+    def __init__(self, module: torch.nn.Module, *, name: str, identity: str, source: str) -> None:
+        for attribute in ("atomic_numbers", "r_max"):
+            if not hasattr(module, attribute):
+                raise ModelError(
+                    f"{source}: {type(module).__name__} has no {attribute!r}; "
+                    "expected a MACE model (MACE, ScaleShiftMACE, ...)"
+                )
+        self._module = module
+        self._name = name
+        self._identity = identity
+        self._source = source
+        parameter = next(iter(module.parameters()), None)
+        self._device = parameter.device if parameter is not None else torch.device("cpu")
+        self._dtype = parameter.dtype if parameter is not None else torch.get_default_dtype()
+        zs = [int(z) for z in module.atomic_numbers.detach().cpu().tolist()]
+        self._zs = zs
+        self._elements = tuple(chemical_symbols[z] for z in zs)
+
+    # ---- construction
+
+    @classmethod
+    def load(
+        cls,
+        path: Path | str,
+        *,
+        device: str = "cpu",
+        dtype: str = "float64",
+        name: str | None = None,
+        expected_sha256: str | None = None,
+        allow_unpinned: bool = True,
+    ) -> MaceModel:
+        """Load a pickled MACE checkpoint after checking its sha256.
+
+        The hash is computed before unpickling; a mismatch with
+        ``expected_sha256`` (or no pin when ``allow_unpinned`` is False) refuses
+        to unpickle, since ``torch.load(weights_only=False)`` can run code.
+        """
+        path = Path(path)
+        torch_dtype = _as_dtype(dtype)
+        if not path.is_file():
+            raise ModelError(f"checkpoint {path} does not exist (fix: check the suite's model path)")
+        actual = file_sha256(path)
+        if expected_sha256 is not None:
+            if expected_sha256.strip().lower() != actual:
+                raise ModelError(
+                    f"checkpoint {path}: sha256 mismatch, expected {expected_sha256.strip().lower()} "
+                    f"but the file has {actual}; refusing to unpickle it (fix: restore the pinned "
+                    "file, or update the pin if the new file is trusted)"
+                )
+        elif not allow_unpinned:
+            raise ModelError(
+                f"checkpoint {path}: no sha256 pin given and unpinned checkpoints are not "
+                f"allowed; refusing to unpickle it (fix: pin sha256 {actual} if the file is trusted)"
+            )
+        _mace()  # the pickle refers to mace classes; import them with the env contained
+        try:
+            with _restored_env(_ENV_KEY), warnings.catch_warnings():
+                _quiet_torchscript()
+                module = torch.load(_open_checkpoint(path), map_location=device, weights_only=False)
+        except Exception as error:  # noqa: BLE001 - any unpickling failure names the file
+            raise ModelError(
+                f"checkpoint {path}: torch.load failed ({type(error).__name__}: {error}); "
+                "expected a full pickled MACE model as written by mace's training"
+            ) from error
+        if not isinstance(module, torch.nn.Module):
+            raise ModelError(
+                f"checkpoint {path} holds a {type(module).__name__}, not a torch module; "
+                "expected a full pickled MACE model (not a state_dict or training checkpoint)"
+            )
+        module = _prepare(module, torch_dtype, device)
+        return cls(module, name=name or path.stem, identity=actual, source=f"checkpoint {path}")
+
+    @classmethod
+    def from_module(
+        cls,
+        module: torch.nn.Module,
+        *,
+        name: str = "in-memory",
+        identity: str | None = None,
+        dtype: str | None = None,
+        device: str | None = None,
+    ) -> MaceModel:
+        """Wrap a module built in memory (puts it in eval mode and freezes its parameters in place)."""
+        torch_dtype = _as_dtype(dtype) if dtype is not None else None
+        module = _prepare(module, torch_dtype, device)
+        return cls(
+            module,
+            name=name,
+            identity=identity if identity is not None else module_sha256(module),
+            source=f"model {name}",
+        )
+
+    # ---- properties
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def elements(self) -> tuple[str, ...]:
+        return self._elements
+
+    @property
+    def r_max_A(self) -> float:
+        return float(self._module.r_max)
+
+    @property
+    def identity(self) -> str:
+        return self._identity
+
+    @property
+    def module(self) -> torch.nn.Module:
+        return self._module
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self._dtype
+
+    # ---- evaluation
+
+    def check_elements(self, structures: Sequence[Atoms]) -> None:
+        """Raise :class:`ModelError` for the first structure with an element the model lacks."""
+        known = set(self._elements)
+        bad = [
+            (index, sorted(set(atoms.get_chemical_symbols()) - known, key=_z))
+            for index, atoms in enumerate(structures)
+        ]
+        bad = [(index, missing) for index, missing in bad if missing]
+        if not bad:
+            return
+        index, missing = bad[0]
+        info = structures[index].info
+        where = f"structure {index}"
+        details = [f"{key}={info[key]!r}" for key in ("trajectory", "frame") if key in info]
+        if details:
+            where += f" ({', '.join(details)})"
+        more = f"; {len(bad) - 1} more structure(s) have unknown elements" if len(bad) > 1 else ""
+        raise ModelError(
+            f"{self._source}: {where} contains element(s) {', '.join(missing)} the model "
+            f"does not know; the model's elements are {', '.join(self._elements)}{more} "
+            "(fix: use a model trained on these elements or drop these structures)"
+        )
+
+    def graphs(self, structures: Sequence[Atoms]) -> list[Any]:
+        """mace ``AtomicData`` graphs for the structures, in the model's dtype."""
+        mace = _mace()
+        z_table = mace.tools.AtomicNumberTable(self._zs)
+        heads = list(getattr(self._module, "heads", None) or ["Default"])
+        cutoff = self.r_max_A
+        out = []
+        with _default_dtype(self._dtype):
+            for atoms in structures:
+                config = mace.data.config_from_atoms(atoms, head_name=heads[0])
+                out.append(
+                    mace.data.AtomicData.from_config(
+                        config, z_table=z_table, cutoff=cutoff, heads=heads
+                    )
+                )
+        return out
+
+    def collate(self, structures: Sequence[Atoms]) -> dict[str, torch.Tensor]:
+        """One mace batch dict for all structures (for calling ``module`` directly)."""
+        self.check_elements(structures)
+        batch = _mace().tg.batch.Batch.from_data_list(self.graphs(structures))
+        return batch.to(self._device).to_dict()
+
+    def evaluate(
+        self,
+        structures: Sequence[Atoms],
+        *,
+        batch_size: int = 16,
+        layer: str | None = None,
+        progress: bool = False,
+    ) -> ModelOutputs:
+        """Energies, forces and raw Grad-CAM: one forward and one backward per batch."""
+        structures = list(structures)
+        if batch_size < 1:
+            raise ModelError(f"batch_size must be >= 1, got {batch_size}")
+        layer_path = layer or DEFAULT_LAYER
+        target = resolve_layer(self._module, layer_path)
+        self.check_elements(structures)
+        if not structures:
+            empty = np.zeros(0, dtype=np.float64)
+            return ModelOutputs(empty, np.zeros((0, 3)), empty.copy(), np.zeros(0, dtype=int))
+        mace = _mace()
+        loader = mace.tg.dataloader.DataLoader(
+            dataset=self.graphs(structures), batch_size=batch_size, shuffle=False, drop_last=False
+        )
+        from tqdm import tqdm
+
+        bar = tqdm(
+            loader,
+            desc=f"{self._name}",
+            unit="batch",
+            disable=not (progress and sys.stderr.isatty()),
+        )
+        parts = [self._evaluate_batch(batch, target, layer_path) for batch in bar]
+        return ModelOutputs.concatenate(parts)
+
+    def _evaluate_batch(self, batch: Any, target: torch.nn.Module, layer_path: str) -> ModelOutputs:
+        batch = batch.to(self._device)
+        data = batch.to_dict()
+        positions = data["positions"].requires_grad_(True)
+        with torch.enable_grad(), GradCam(target, name=layer_path) as cam:
+            out = self._module(data, training=False, compute_force=False)
+            energy = out["energy"]
+            activation = cam.activation
+            grad_pos, grad_act = torch.autograd.grad(
+                energy.sum(), [positions, activation], allow_unused=True
+            )
+        if grad_pos is None:
+            grad_pos = torch.zeros_like(positions)
+        if grad_act is None:
+            grad_act = torch.zeros_like(activation)
+        raw = gradcam_raw(activation.detach(), grad_act)
+        n_atoms = (batch.ptr[1:] - batch.ptr[:-1]).cpu().numpy().astype(int)
+        return ModelOutputs(
+            energies_eV=_numpy(energy.reshape(-1)),
+            forces_eV_per_A=_numpy(-grad_pos),
+            gradcam_raw=_numpy(raw),
+            n_atoms=n_atoms,
+        )
+
+
+def _open_checkpoint(path: Path) -> Path | io.BytesIO:
+    """The checkpoint as torch.load takes it; gzip files (magic 1f 8b) are decompressed in memory."""
+    with open(path, "rb") as handle:
+        if handle.read(2) != b"\x1f\x8b":
+            return path
+    try:
+        with gzip.open(path, "rb") as handle:
+            return io.BytesIO(handle.read())
+    except (OSError, EOFError) as error:
+        raise ModelError(f"checkpoint {path}: truncated or corrupt gzip ({error})") from None
+
+
+def _z(symbol: str) -> int:
+    return ASE_ATOMIC_NUMBERS.get(symbol, 0)
+
+
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().cpu().numpy().astype(np.float64)
+
+
+def _prepare(
+    module: torch.nn.Module, dtype: torch.dtype | None, device: str | None
+) -> torch.nn.Module:
+    if device is not None:
+        module = module.to(device)
+    if dtype is not None:
+        module = module.to(dtype)
+    module.eval()
+    for parameter in module.parameters():
+        parameter.requires_grad_(False)
+    return module
+
+
+# --------------------------------------------------------------------------- building/saving
+
+
+def build_tiny_mace(
+    elements: Sequence[str],
+    *,
+    seed: int = 0,
+    num_channels: int = 8,
+    max_L: int = 1,
+    num_interactions: int = 2,
+    r_max: float = 4.0,
+    dtype: str = "float64",
+    scale_shift: bool = False,
+) -> torch.nn.Module:
+    """A small randomly initialised MACE (or ScaleShiftMACE), deterministic for a seed.
+
+    Leaves torch's global RNG and default dtype as they were.
+    """
+    unknown = [e for e in elements if e not in ASE_ATOMIC_NUMBERS]
+    if unknown or not elements:
+        raise ModelError(f"build_tiny_mace: need known chemical symbols, got {list(elements)}")
+    mace = _mace()
+    o3, modules = mace.o3, mace.modules
+    zs = sorted({ASE_ATOMIC_NUMBERS[e] for e in elements})
+    torch_dtype = _as_dtype(dtype)
+    rng = np.random.default_rng(seed)
+    atomic_energies = -rng.uniform(1.0, 5.0, size=len(zs))
+    hidden_irreps = (o3.Irreps.spherical_harmonics(max_L) * num_channels).sort()[0].simplify()
+    kwargs: dict[str, Any] = dict(
+        r_max=r_max,
+        num_bessel=8,
+        num_polynomial_cutoff=5,
+        max_ell=max(2, max_L),
+        interaction_cls=modules.interaction_classes["RealAgnosticResidualInteractionBlock"],
+        interaction_cls_first=modules.interaction_classes["RealAgnosticInteractionBlock"],
+        num_interactions=num_interactions,
+        num_elements=len(zs),
+        hidden_irreps=hidden_irreps,
+        MLP_irreps=o3.Irreps("16x0e"),
+        atomic_energies=atomic_energies,
+        avg_num_neighbors=8.0,
+        atomic_numbers=zs,
+        correlation=2,
+        gate=torch.nn.functional.silu,
+        radial_MLP=[16, 16],
+    )
+    with torch.random.fork_rng(devices=[]), _default_dtype(torch_dtype), warnings.catch_warnings():
+        _quiet_torchscript()
+        torch.manual_seed(seed)
+        if scale_shift:
+            module = modules.ScaleShiftMACE(
+                atomic_inter_scale=1.3, atomic_inter_shift=-0.2, **kwargs
+            )
+        else:
+            module = modules.MACE(**kwargs)
+    return module.to(torch_dtype)
+
+
+def save_model(module: torch.nn.Module, path: Path | str) -> None:
+    """``torch.save`` the full module (as mace does), atomically via a temp file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        with warnings.catch_warnings():
+            _quiet_torchscript()
+            torch.save(module, tmp_name)
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise

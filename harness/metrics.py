@@ -1,0 +1,201 @@
+"""The numbers checks compare: pure functions on arrays, testable on known answers.
+
+Units are in the names. Per-atom arrays are concatenated over structures with
+``offsets`` (length S+1) marking where each structure starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from harness.descriptors import involves, parse_feature_name
+
+
+# --- accuracy -----------------------------------------------------------------------------------
+
+
+def rmse(errors: np.ndarray) -> float:
+    """Root mean square of an error array (any shape)."""
+    errors = np.asarray(errors, dtype=float)
+    if errors.size == 0:
+        return float("nan")
+    return float(np.sqrt(np.mean(errors**2)))
+
+
+def mae(errors: np.ndarray) -> float:
+    """Mean absolute value of an error array (any shape)."""
+    errors = np.asarray(errors, dtype=float)
+    if errors.size == 0:
+        return float("nan")
+    return float(np.mean(np.abs(errors)))
+
+
+def energy_errors_meV_per_atom(e_model_eV: np.ndarray, e_ref_eV: np.ndarray, n_atoms: np.ndarray) -> np.ndarray:
+    """Per-structure energy error divided by the atom count, in meV/atom."""
+    return 1000.0 * (np.asarray(e_model_eV) - np.asarray(e_ref_eV)) / np.asarray(n_atoms)
+
+
+def accuracy_metrics(
+    e_model_eV: np.ndarray,
+    e_ref_eV: np.ndarray,
+    f_model_eV_per_A: np.ndarray,
+    f_ref_eV_per_A: np.ndarray,
+    n_atoms: np.ndarray,
+) -> dict[str, float]:
+    """Energy (meV/atom) and force-component (meV/A) RMSE and MAE."""
+    de = energy_errors_meV_per_atom(e_model_eV, e_ref_eV, n_atoms)
+    df = 1000.0 * (np.asarray(f_model_eV_per_A) - np.asarray(f_ref_eV_per_A))
+    return {
+        "energy_rmse_meV_per_atom": rmse(de),
+        "energy_mae_meV_per_atom": mae(de),
+        "force_rmse_meV_per_A": rmse(df),
+        "force_mae_meV_per_A": mae(df),
+    }
+
+
+# --- Grad-CAM -----------------------------------------------------------------------------------
+
+
+def split(values: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
+    """One array per structure."""
+    return [values[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)]
+
+
+def normalise_per_structure(scores: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Divide each structure's scores by its largest |score| (a structure of zeros stays zero)."""
+    out = np.array(scores, dtype=float, copy=True)
+    for i in range(len(offsets) - 1):
+        part = out[offsets[i] : offsets[i + 1]]
+        scale = np.max(np.abs(part)) if part.size else 0.0
+        if scale > 0:
+            part /= scale
+    return out
+
+
+def normalise_by(scores: np.ndarray, scale: float) -> np.ndarray:
+    """Divide by one scale shared by a comparison (e.g. the max over every model)."""
+    if scale <= 0 or not np.isfinite(scale):
+        return np.array(scores, dtype=float, copy=True)
+    return np.asarray(scores, dtype=float) / scale
+
+
+def relu_zero_fraction(raw: np.ndarray) -> float:
+    """Fraction of atoms whose raw Grad-CAM sum is <= 0, i.e. zeroed by the ReLU."""
+    raw = np.asarray(raw, dtype=float)
+    return float(np.mean(raw <= 0.0)) if raw.size else float("nan")
+
+
+def per_element_mean(scores: np.ndarray, symbols: np.ndarray) -> dict[str, float]:
+    """Mean score of the atoms of each element."""
+    symbols = np.asarray(symbols)
+    return {str(el): float(np.mean(scores[symbols == el])) for el in sorted(set(symbols.tolist()))}
+
+
+def mean_ratio_to_host(scores: np.ndarray, symbols: np.ndarray, element: str) -> float:
+    """Mean score of `element` over the mean score of every other atom.
+
+    NaN if `element` is absent; +inf if the host mean is 0 and the element's is not.
+    """
+    symbols = np.asarray(symbols)
+    mask = symbols == element
+    if not mask.any() or mask.all():
+        return float("nan")
+    mine, host = float(np.mean(scores[mask])), float(np.mean(scores[~mask]))
+    if host == 0.0:
+        return float("inf") if mine > 0 else float("nan")
+    return mine / host
+
+
+def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k highest scores, ties broken by index (stable, deterministic)."""
+    order = np.lexsort((np.arange(len(scores)), -np.asarray(scores)))
+    return order[: min(k, len(scores))]
+
+
+def top_k_share(scores: np.ndarray, symbols: np.ndarray, offsets: np.ndarray, element: str, k: int) -> float:
+    """Share of each structure's top-k atoms that are `element`, averaged over structures containing it.
+
+    A structure with n atoms of `element` can score at most min(n, k)/k; the
+    share is not rescaled, so compare it with the dopant counts of the data.
+    """
+    shares = []
+    for s, sym in zip(split(scores, offsets), split(np.asarray(symbols), offsets)):
+        if not np.any(sym == element):
+            continue
+        top = top_k_indices(s, k)
+        shares.append(float(np.mean(sym[top] == element)))
+    return float(np.mean(shares)) if shares else float("nan")
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman rank correlation; NaN if either input is constant."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape:
+        raise ValueError(f"spearman needs equal shapes, got {a.shape} and {b.shape}")
+    if a.size < 2 or np.all(a == a[0]) or np.all(b == b[0]):
+        return float("nan")
+    return float(spearmanr(a, b).statistic)
+
+
+def mean_rank_correlation(a: np.ndarray, b: np.ndarray, offsets: np.ndarray) -> float:
+    """Mean over structures of the Spearman correlation of per-atom scores (NaN structures skipped)."""
+    values = [spearman(x, y) for x, y in zip(split(a, offsets), split(b, offsets))]
+    finite = [v for v in values if np.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
+# --- SHAP feature classes -----------------------------------------------------------------------
+
+
+def share_involving(names: Sequence[str], element: str) -> float:
+    """Share of feature names whose species pair contains `element`."""
+    return float(np.mean([involves(n, element) for n in names])) if names else float("nan")
+
+
+def share_with_l(names: Sequence[str], ls: Sequence[int]) -> float:
+    """Share of feature names whose angular channel is in `ls`."""
+    wanted = set(ls)
+    return float(np.mean([parse_feature_name(n).l in wanted for n in names])) if names else float("nan")
+
+
+def share_of_pair(names: Sequence[str], pair: Sequence[str]) -> float:
+    """Share of feature names of one species pair (order-insensitive)."""
+    target = tuple(sorted(pair))
+    if not names:
+        return float("nan")
+    return float(np.mean([tuple(sorted(parse_feature_name(n).pair)) == target for n in names]))
+
+
+def angular_histogram(names: Sequence[str]) -> dict[int, float]:
+    """Share of feature names in each angular channel l."""
+    ls = [parse_feature_name(n).l for n in names]
+    return {int(l): ls.count(l) / len(ls) for l in sorted(set(ls))} if ls else {}
+
+
+def pair_histogram(names: Sequence[str]) -> dict[str, float]:
+    """Share of feature names of each species pair ('Cr-Te')."""
+    pairs = ["-".join(parse_feature_name(n).pair) for n in names]
+    return {p: pairs.count(p) / len(pairs) for p in sorted(set(pairs))} if pairs else {}
+
+
+def shared_count(a: Sequence[str], b: Sequence[str]) -> int:
+    """How many features are in both sets."""
+    return len(set(a) & set(b))
+
+
+def jaccard(a: Sequence[str], b: Sequence[str]) -> float:
+    """|A & B| / |A | B|."""
+    union = set(a) | set(b)
+    return len(set(a) & set(b)) / len(union) if union else float("nan")
+
+
+def coefficient_of_variation(values: np.ndarray, axis: int = 0) -> np.ndarray:
+    """std/mean along an axis (NaN where the mean is 0): consensus features have a low CV across models."""
+    values = np.asarray(values, dtype=float)
+    mean = values.mean(axis=axis)
+    std = values.std(axis=axis)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(mean != 0, std / mean, np.nan)

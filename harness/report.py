@@ -1,0 +1,98 @@
+"""Reports: the summary table printed after a run, and the results JSON document."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from harness import __version__
+from harness.checks import CheckOutcome
+
+RESULTS_FORMAT = "mlff-harness-results/1"
+
+
+def _fmt(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    return f"{value:.4g}"
+
+
+def summary_table(outcomes: Sequence[CheckOutcome], accuracy: Mapping[str, Mapping[str, float]]) -> str:
+    """A plain-text table: one row per measured value, then RMSE per model."""
+    rows = [("model", "check", "metric", "value", "threshold", "result")]
+    for o in outcomes:
+        for m in o.measurements:
+            result = "PASS" if m.passed else ("not judged" if not m.evaluated else "FAIL")
+            rows.append((o.model, o.check, m.metric, _fmt(m.value), m.bound.describe(), result))
+        if o.reason:
+            rows.append((o.model, o.check, "reason", "", "", f"FAIL: {o.reason}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:5], widths)) + "  " + row[5] for row in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    if accuracy:
+        lines.append("")
+        header = ("model", "E RMSE meV/atom", "E MAE meV/atom", "F RMSE meV/A", "F MAE meV/A")
+        acc_rows = [header] + [
+            (
+                name,
+                _fmt(a["energy_rmse_meV_per_atom"]),
+                _fmt(a["energy_mae_meV_per_atom"]),
+                _fmt(a["force_rmse_meV_per_A"]),
+                _fmt(a["force_mae_meV_per_A"]),
+            )
+            for name, a in accuracy.items()
+        ]
+        w = [max(len(r[i]) for r in acc_rows) for i in range(5)]
+        lines += ["  ".join(c.ljust(x) for c, x in zip(r, w)) for r in acc_rows]
+    return "\n".join(lines)
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: non-finite floats become null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def results_document(
+    suites: Iterable[Mapping[str, Any]],
+    outcomes: Sequence[CheckOutcome],
+    *,
+    timestamp: datetime | None = None,
+) -> dict[str, Any]:
+    """The versioned results document of one run."""
+    when = (timestamp or datetime.now(timezone.utc)).isoformat(timespec="seconds")
+    return _clean(
+        {
+            "format": RESULTS_FORMAT,
+            "harness_version": __version__,
+            "created": when,
+            "suites": list(suites),
+            "outcomes": [o.to_json() for o in outcomes],
+            "passed": all(o.passed for o in outcomes),
+        }
+    )
+
+
+def write_json(path: Path, document: Mapping[str, Any]) -> None:
+    """Write JSON atomically, keys sorted, so equal results give equal bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".results.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(document, handle, indent=1, sort_keys=True)
+            handle.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

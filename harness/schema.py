@@ -1,0 +1,447 @@
+"""The suite schema: strict pydantic models, units in field names.
+
+A suite file is YAML; :mod:`harness.loader` reads it with line numbers and
+validates it against :class:`Suite`. ``mlff-harness schema`` exports the JSON
+Schema of these models.
+
+Every check kind is a model whose :class:`Bound` fields name the metrics it
+gates; :mod:`harness.checks` computes a value for each such metric.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+ELEMENT_RE = re.compile(r"^[A-Z][a-z]?$")
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+MODEL_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
+CANDIDATE = "candidate"
+
+
+class Strict(BaseModel):
+    """Base: unknown keys are errors, values are frozen after validation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _element(value: str) -> str:
+    from ase.data import chemical_symbols
+
+    if not isinstance(value, str) or not ELEMENT_RE.match(value) or value not in chemical_symbols:
+        raise ValueError(f"{value!r} is not a chemical element symbol (e.g. 'Cr', 'Sb', 'Te')")
+    return value
+
+
+class Bound(Strict):
+    """A threshold on one measured value: the check passes when min <= value <= max."""
+
+    min: float | None = Field(None, description="Smallest passing value (inclusive).")
+    max: float | None = Field(None, description="Largest passing value (inclusive).")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Bound:
+        if self.min is None and self.max is None:
+            raise ValueError("a bound needs 'min', 'max' or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max}): no value can pass")
+        return self
+
+    def admits(self, value: float) -> bool:
+        """Whether a measured value passes (NaN never passes)."""
+        if value != value:  # NaN
+            return False
+        if self.min is not None and value < self.min:
+            return False
+        if self.max is not None and value > self.max:
+            return False
+        return True
+
+    def describe(self) -> str:
+        if self.min is not None and self.max is not None:
+            return f"[{self.min:g}, {self.max:g}]"
+        if self.min is not None:
+            return f">= {self.min:g}"
+        return f"<= {self.max:g}"
+
+
+class ModelSpec(Strict):
+    """A MACE checkpoint, pinned by its sha256."""
+
+    checkpoint: str = Field(description="Path to the checkpoint, relative to the suite file.")
+    sha256: str | None = Field(
+        None,
+        description="sha256 of the checkpoint file; checked before the file is unpickled.",
+    )
+    description: str | None = Field(None, description="Free text shown in reports.")
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex(cls, value: str | None) -> str | None:
+        if value is not None and not SHA256_RE.match(value):
+            raise ValueError("sha256 must be 64 lowercase hexadecimal characters")
+        return value
+
+
+class Models(Strict):
+    """The candidate under test and the models it is compared with."""
+
+    candidate: ModelSpec = Field(description="The checkpoint the gate decides on; --candidate overrides it.")
+    compare_with: dict[str, ModelSpec] = Field(
+        default_factory=dict,
+        description="Other models by name, for cross-model checks and analysis suites.",
+    )
+
+    @field_validator("compare_with")
+    @classmethod
+    def _names(cls, value: dict[str, ModelSpec]) -> dict[str, ModelSpec]:
+        for name in value:
+            if name == CANDIDATE:
+                raise ValueError("'candidate' is reserved for the model under test; choose another name")
+            if not MODEL_NAME_RE.match(name):
+                raise ValueError(f"model name {name!r} must start with a letter and use letters, digits, '_', '-', '.'")
+        return value
+
+    def names(self) -> list[str]:
+        return [CANDIDATE, *self.compare_with]
+
+
+class Reference(Strict):
+    """Reference structures with energy and force labels (extxyz, plain or gzip)."""
+
+    structures: str = Field(description="extxyz file (.extxyz, .xyz, optionally .gz), relative to the suite file.")
+    sha256: str | None = Field(None, description="sha256 of the file; a mismatch is an error.")
+    energy_key: str = Field("REF_energy", description="atoms.info key of the total energy, in eV.")
+    forces_key: str = Field("REF_forces", description="atoms.arrays key of the forces, in eV/A.")
+    select: dict[str, Union[str, int, float, bool, list[Union[str, int, float, bool]]]] = Field(
+        default_factory=dict,
+        description="Keep only frames whose atoms.info[key] equals the value (or is in the list).",
+    )
+    max_structures: int | None = Field(
+        None, ge=1, description="Use at most this many frames (the first ones after selection)."
+    )
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex(cls, value: str | None) -> str | None:
+        if value is not None and not SHA256_RE.match(value):
+            raise ValueError("sha256 must be 64 lowercase hexadecimal characters")
+        return value
+
+
+class Soap(Strict):
+    """dscribe SOAP settings; the defaults are the paper's."""
+
+    species: list[str] = Field(["Cr", "Sb", "Te"], min_length=1, description="Elements, any order.")
+    r_cut_A: float = Field(5.0, gt=0, le=20, description="Cutoff radius in Angstrom.")
+    n_max: int = Field(4, ge=1, le=9, description="Number of radial basis functions.")
+    l_max: int = Field(4, ge=0, le=9, description="Maximum angular channel.")
+    sigma_A: float = Field(1.0, gt=0, description="Gaussian width in Angstrom.")
+    average: Literal["inner", "outer"] = Field("inner", description="How atomic environments are averaged.")
+    periodic: bool = Field(True, description="Use periodic boundary conditions.")
+
+    @field_validator("species")
+    @classmethod
+    def _species(cls, value: list[str]) -> list[str]:
+        for v in value:
+            _element(v)
+        if len(set(value)) != len(value):
+            raise ValueError(f"species {value} lists an element twice")
+        return value
+
+
+class Descriptor(Strict):
+    """The descriptor of the 'what' level."""
+
+    soap: Soap = Field(default_factory=Soap, description="SOAP settings (dscribe).")
+
+
+class Attribution(Strict):
+    """Grad-CAM settings of the 'where' level."""
+
+    layer: str = Field("products[-1]", description="Module path of the hooked layer in the model.")
+    variant: Literal["relu", "signed", "absolute"] = Field(
+        "relu", description="relu: the paper's alpha = ReLU(sum_k dE/dA*A); signed; absolute."
+    )
+    normalisation: Literal["none", "per_structure", "across_models"] = Field(
+        "none",
+        description=(
+            "none: raw scores; per_structure: divide by each structure's max score; "
+            "across_models: divide by the max score over every model of the suite."
+        ),
+    )
+
+
+class Surrogate(Strict):
+    """The gradient-boosting surrogate of the model's error; defaults are the paper's."""
+
+    target: Literal["absolute", "signed"] = Field("absolute", description="|E_model - E_ref| or E_model - E_ref.")
+    per: Literal["atom", "structure"] = Field("atom", description="Energy error per atom or per structure (total).")
+    n_estimators: int = Field(200, ge=1, description="GradientBoostingRegressor n_estimators.")
+    learning_rate: float = Field(0.05, gt=0, le=1, description="GradientBoostingRegressor learning_rate.")
+    max_depth: int = Field(8, ge=1, le=32, description="GradientBoostingRegressor max_depth.")
+    cv_folds: int = Field(5, ge=2, le=20, description="k of the k-fold cross-validated R^2.")
+
+
+class Settings(Strict):
+    """Run settings; the command line can override device, dtype and batch size."""
+
+    seed: int = Field(0, ge=0, description="Seeds everything random (surrogate, folds).")
+    batch_size: int = Field(16, ge=1, description="Structures per model evaluation batch.")
+    dtype: Literal["float32", "float64"] = Field("float64", description="Model evaluation precision.")
+
+
+class CheckBase(Strict):
+    """Fields every check has."""
+
+    name: str | None = Field(None, description="A unique name for reports; defaults to the check kind.")
+    models: list[str] = Field(
+        [CANDIDATE],
+        min_length=1,
+        description="Models this check runs on: names from `models`, or 'all'.",
+    )
+
+    def bounds(self) -> dict[str, Bound]:
+        """The metrics this check gates, with their thresholds."""
+        return {k: v for k, v in self if isinstance(v, Bound)}
+
+
+class AccuracyCheck(CheckBase):
+    """Energy and force errors against the reference labels."""
+
+    kind: Literal["accuracy"] = "accuracy"
+    energy_rmse_meV_per_atom: Bound | None = Field(None, description="RMSE of per-atom energies, meV/atom.")
+    energy_mae_meV_per_atom: Bound | None = Field(None, description="MAE of per-atom energies, meV/atom.")
+    force_rmse_meV_per_A: Bound | None = Field(None, description="RMSE of force components, meV/A.")
+    force_mae_meV_per_A: Bound | None = Field(None, description="MAE of force components, meV/A.")
+
+
+class GradcamLocusCheck(CheckBase):
+    """'Where': does the model's Grad-CAM focus on an element (e.g. the dopant)?"""
+
+    kind: Literal["gradcam_locus"] = "gradcam_locus"
+    element: str = Field(description="The element the model should look at (e.g. Cr).")
+    top_k: int = Field(10, ge=1, description="Atoms per structure counted in top_k_share.")
+    mean_ratio_to_host: Bound | None = Field(
+        None, description="Mean score of `element` / mean score of every other atom."
+    )
+    top_k_share: Bound | None = Field(
+        None,
+        description="Share of each structure's top_k atoms that are `element`, averaged over structures "
+        "that contain it.",
+    )
+    relu_zero_fraction: Bound | None = Field(
+        None, description="Fraction of atoms whose raw score is <= 0 (set to zero by the ReLU)."
+    )
+    element_mean_score: Bound | None = Field(None, description="Mean (normalised) score of `element`.")
+    overall_mean_score: Bound | None = Field(None, description="Mean (normalised) score of every atom.")
+
+    @field_validator("element")
+    @classmethod
+    def _element_symbol(cls, value: str) -> str:
+        return _element(value)
+
+
+class ShapClassesCheck(CheckBase):
+    """'What': which SOAP feature classes drive the surrogate of the model's error."""
+
+    kind: Literal["shap_classes"] = "shap_classes"
+    surrogate_cv_r2: Bound = Field(
+        Bound(min=0.7), description="Cross-validated R^2 of the surrogate; gates every other metric."
+    )
+    top_n: int = Field(20, ge=1, description="Number of top SHAP features the shares count.")
+    involving: str | None = Field(None, description="Element for involving_share (e.g. Cr).")
+    involving_share: Bound | None = Field(None, description="Share of the top_n features whose pair involves `involving`.")
+    angular_l: list[int] | None = Field(None, description="Angular channels l counted in angular_l_share.")
+    angular_l_share: Bound | None = Field(None, description="Share of the top_n features with l in `angular_l`.")
+    pair: list[str] | None = Field(None, description="A species pair such as [Cr, Cr] for pair_share.")
+    pair_share: Bound | None = Field(None, description="Share of the top_n features of species pair `pair`.")
+    top_feature_pair: list[str] | None = Field(
+        None, description="The species pair the first-ranked feature must have (e.g. [Cr, Cr])."
+    )
+    must_include: list[str] = Field(
+        default_factory=list, description="Feature-name regular expressions that must match one of the top_n."
+    )
+
+    @model_validator(mode="after")
+    def _pairs(self) -> ShapClassesCheck:
+        for field in ("pair", "top_feature_pair"):
+            value = getattr(self, field)
+            if value is not None:
+                if len(value) != 2:
+                    raise ValueError(f"{field} must name two elements, e.g. [Cr, Te]")
+                for v in value:
+                    _element(v)
+        if self.involving is not None:
+            _element(self.involving)
+        if self.involving_share is not None and self.involving is None:
+            raise ValueError("involving_share needs 'involving' (the element)")
+        if self.angular_l_share is not None and not self.angular_l:
+            raise ValueError("angular_l_share needs 'angular_l' (a list of l values)")
+        if self.pair_share is not None and self.pair is None:
+            raise ValueError("pair_share needs 'pair' (two elements)")
+        for pattern in self.must_include:
+            try:
+                re.compile(pattern)
+            except re.error as err:
+                raise ValueError(f"must_include pattern {pattern!r} is not a regular expression: {err}") from None
+        return self
+
+
+class OverlapCheck(CheckBase):
+    """Shared top-N SHAP features between this model and another model of the suite."""
+
+    kind: Literal["overlap"] = "overlap"
+    with_: str = Field(alias="with", description="The other model's name (from `models`).")
+    top_n: int = Field(20, ge=1, description="Size of the top sets compared.")
+    shared: Bound | None = Field(None, description="Number of features in both top_n sets.")
+    jaccard: Bound | None = Field(None, description="|A & B| / |A | B| of the two top_n sets.")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class RegressionCheck(CheckBase):
+    """Against the stored results of the last release (a baseline file)."""
+
+    kind: Literal["regression"] = "regression"
+    baseline: str = Field(description="Baseline JSON, relative to the suite file; written by --harness-regen-baselines.")
+    top_n: int = Field(20, ge=1, description="Size of the top SHAP sets compared.")
+    gradcam_rank_correlation: Bound | None = Field(
+        None, description="Mean per-structure Spearman correlation of per-atom scores with the baseline's."
+    )
+    shap_top_shared: Bound | None = Field(None, description="Top-N SHAP features shared with the baseline.")
+    energy_rmse_change_meV_per_atom: Bound | None = Field(
+        None, description="Energy RMSE minus the baseline's, meV/atom."
+    )
+
+
+Check = Annotated[
+    Union[AccuracyCheck, GradcamLocusCheck, ShapClassesCheck, OverlapCheck, RegressionCheck],
+    Field(discriminator="kind"),
+]
+_CHECK_MODELS: dict[str, type[CheckBase]] = {
+    "accuracy": AccuracyCheck,
+    "gradcam_locus": GradcamLocusCheck,
+    "shap_classes": ShapClassesCheck,
+    "overlap": OverlapCheck,
+    "regression": RegressionCheck,
+}
+CHECK_KINDS: tuple[str, ...] = tuple(_CHECK_MODELS)
+
+
+class Suite(Strict):
+    """A suite: reference structures, models, descriptor and the checks they must pass."""
+
+    suite: str = Field(description="The suite's name.")
+    description: str = Field("", description="What the suite gates, for reports.")
+    reference: Reference = Field(description="Reference structures and labels.")
+    models: Models = Field(description="The candidate and the models it is compared with.")
+    descriptor: Descriptor = Field(default_factory=Descriptor, description="Descriptor settings.")
+    attribution: Attribution = Field(default_factory=Attribution, description="Grad-CAM settings.")
+    surrogate: Surrogate = Field(default_factory=Surrogate, description="Surrogate settings.")
+    settings: Settings = Field(default_factory=Settings, description="Run settings.")
+    checks: list[Check] = Field(min_length=1, description="Checks; each list item is {kind: {...}}.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kinds(cls, data: Any) -> Any:
+        """Turn each `{kind: body}` list item into `body + {kind: kind}`."""
+        if not isinstance(data, dict) or not isinstance(data.get("checks"), list):
+            return data
+        checks = []
+        for item in data["checks"]:
+            if isinstance(item, dict) and len(item) == 1:
+                ((kind, body),) = item.items()
+                if body is None:
+                    body = {}
+                if isinstance(body, dict):
+                    item = {**body, "kind": kind}
+            checks.append(item)
+        return {**data, "checks": checks}
+
+    @model_validator(mode="after")
+    def _references(self, info: ValidationInfo) -> Suite:
+        if info.context and info.context.get("defer_references"):
+            return self  # the loader reports these with line numbers
+        problems = self.reference_problems()
+        if problems:
+            loc, message = problems[0]
+            raise ValueError(f"{'.'.join(str(p) for p in loc)}: {message}")
+        return self
+
+    def reference_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Cross-field problems, each with the YAML path it concerns."""
+        known = set(self.models.names())
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        seen: set[str] = set()
+        for index, check in enumerate(self.checks):
+            where: tuple[str | int, ...] = ("checks", index, check.kind)
+            for model in check.models:
+                if model != "all" and model not in known:
+                    problems.append(
+                        (where + ("models",), f"unknown model {model!r}; use one of {sorted(known)} or 'all'")
+                    )
+            if isinstance(check, OverlapCheck) and check.with_ not in known:
+                problems.append((where + ("with",), f"unknown model {check.with_!r}; use one of {sorted(known)}"))
+            if isinstance(check, ShapClassesCheck):
+                for element in _elements_of(check):
+                    if element not in self.descriptor.soap.species:
+                        problems.append(
+                            (
+                                where,
+                                f"names {element}, which is not in descriptor.soap.species "
+                                f"{self.descriptor.soap.species}; add it there",
+                            )
+                        )
+            label = check_label(check)
+            if label in seen:
+                problems.append((where, f"a second check is named {label!r}; give each check a unique 'name'"))
+            seen.add(label)
+            if not check.bounds():
+                problems.append((where, "no threshold: give at least one metric a {min: ..., max: ...}"))
+        return problems
+
+    def models_for(self, check: CheckBase) -> list[str]:
+        """The model names a check runs on, with 'all' expanded."""
+        if "all" in check.models:
+            return self.models.names()
+        return list(dict.fromkeys(check.models))
+
+
+def _elements_of(check: GradcamLocusCheck | ShapClassesCheck) -> list[str]:
+    if isinstance(check, GradcamLocusCheck):
+        return [check.element]
+    found = [check.involving] if check.involving else []
+    found += list(check.pair or []) + list(check.top_feature_pair or [])
+    return found
+
+
+def check_label(check: CheckBase) -> str:
+    """The name a check is reported under."""
+    return check.name or check.kind  # type: ignore[attr-defined]
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a suite file (as written in YAML, `{kind: body}` items)."""
+    schema = Suite.model_json_schema(by_alias=True)
+    defs = schema.get("$defs", {})
+    items = []
+    for kind, model in _CHECK_MODELS.items():
+        body = defs[model.__name__]
+        body["properties"].pop("kind", None)
+        if "kind" in body.get("required", []):
+            body["required"].remove("kind")
+        items.append(
+            {
+                "type": "object",
+                "properties": {kind: {"$ref": f"#/$defs/{model.__name__}"}},
+                "required": [kind],
+                "additionalProperties": False,
+            }
+        )
+    schema["properties"]["checks"]["items"] = {"oneOf": items}
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "mlff-harness suite"
+    return schema

@@ -1,0 +1,185 @@
+"""A gradient-boosting surrogate of a force field's errors, explained by SHAP.
+
+DUAL-X (Cao et al.) fits ``GradientBoostingRegressor`` from structure
+descriptors (SOAP) to the model's error, checks the fit by k-fold
+cross-validated R^2 and ranks descriptor features by mean |SHAP| from
+TreeSHAP. The defaults of :class:`SurrogateSettings` are the paper's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from harness.errors import CheckError, DataError
+
+ErrorKind = Literal["absolute", "signed"]
+ErrorPer = Literal["atom", "structure"]
+
+
+@dataclass(frozen=True)
+class SurrogateSettings:
+    """Gradient-boosting and cross-validation settings (paper's defaults)."""
+
+    n_estimators: int = 200
+    learning_rate: float = 0.05
+    max_depth: int = 8
+    cv_folds: int = 5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n_estimators < 1:
+            raise CheckError(f"SurrogateSettings.n_estimators={self.n_estimators} must be >= 1")
+        if not self.learning_rate > 0:
+            raise CheckError(f"SurrogateSettings.learning_rate={self.learning_rate} must be > 0")
+        if self.max_depth < 1:
+            raise CheckError(f"SurrogateSettings.max_depth={self.max_depth} must be >= 1")
+        if self.cv_folds < 2:
+            raise CheckError(f"SurrogateSettings.cv_folds={self.cv_folds} must be >= 2")
+
+
+def error_target(
+    e_model: np.ndarray | Sequence[float],
+    e_ref: np.ndarray | Sequence[float],
+    n_atoms: np.ndarray | Sequence[int],
+    *,
+    kind: ErrorKind,
+    per: ErrorPer,
+) -> np.ndarray:
+    """The surrogate's target in eV: model minus reference energy.
+
+    ``kind="signed"`` keeps the sign (model - reference), ``"absolute"`` takes
+    its magnitude; ``per="atom"`` divides by each structure's atom count.
+    """
+    em = np.asarray(e_model, dtype=np.float64)
+    er = np.asarray(e_ref, dtype=np.float64)
+    na = np.asarray(n_atoms)
+    if em.ndim != 1 or er.shape != em.shape or na.shape != em.shape:
+        raise DataError(
+            f"error_target needs three 1-D arrays of one length; got shapes "
+            f"e_model {em.shape}, e_ref {er.shape}, n_atoms {na.shape}"
+        )
+    if not (np.all(np.isfinite(em)) and np.all(np.isfinite(er))):
+        bad = np.flatnonzero(~(np.isfinite(em) & np.isfinite(er)))
+        raise DataError(f"non-finite energies at structure(s) {bad[:10].tolist()}")
+    if kind not in ("absolute", "signed"):
+        raise CheckError(f"error_target kind={kind!r} not in 'absolute'/'signed'")
+    if per not in ("atom", "structure"):
+        raise CheckError(f"error_target per={per!r} not in 'atom'/'structure'")
+    diff = em - er
+    if per == "atom":
+        if not np.issubdtype(na.dtype, np.number):
+            raise DataError(f"n_atoms must be positive integers, got dtype {na.dtype}")
+        bad = np.flatnonzero(~((na > 0) & (na == np.round(na))))
+        if bad.size:
+            raise DataError(
+                f"n_atoms must be positive integers; bad at structure(s) {bad[:10].tolist()}"
+            )
+        diff = diff / na.astype(np.float64)
+    if kind == "absolute":
+        diff = np.abs(diff)
+    return diff
+
+
+def _validate(
+    x: np.ndarray, y: np.ndarray, feature_names: Sequence[str], cv_folds: int
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.ndim != 2:
+        raise CheckError(f"surrogate X must be 2-D (samples x features), got shape {x.shape}")
+    if y.ndim != 1:
+        raise CheckError(f"surrogate y must be 1-D, got shape {y.shape}")
+    if x.shape[0] != y.shape[0]:
+        raise CheckError(f"surrogate X has {x.shape[0]} rows but y has {y.shape[0]} values")
+    if not np.all(np.isfinite(x)):
+        rows = np.flatnonzero(~np.all(np.isfinite(x), axis=1))
+        raise CheckError(f"surrogate X has non-finite values in row(s) {rows[:10].tolist()}")
+    if not np.all(np.isfinite(y)):
+        rows = np.flatnonzero(~np.isfinite(y))
+        raise CheckError(f"surrogate y has non-finite values at {rows[:10].tolist()}")
+    need = 2 * cv_folds
+    if x.shape[0] < need:
+        raise CheckError(
+            f"surrogate needs at least {need} samples for {cv_folds}-fold "
+            f"cross-validation, got {x.shape[0]}"
+        )
+    names = [str(n) for n in feature_names]
+    if len(names) != x.shape[1]:
+        raise CheckError(
+            f"{len(names)} feature names for {x.shape[1]} features in X"
+        )
+    if len(set(names)) != len(names):
+        raise CheckError("surrogate feature names are not unique")
+    return x, y, names
+
+
+class ErrorSurrogate:
+    """Gradient-boosting model of per-structure errors, explained by TreeSHAP.
+
+    After :meth:`fit`: ``cv_r2_`` (mean k-fold R^2), ``cv_r2_folds_``,
+    ``model_`` (refit on all data), ``shap_values_`` (S x F),
+    ``importance_`` (mean |SHAP| per feature), ``feature_names_`` and
+    ``ranking_`` (names by importance, descending; ties by name).
+    """
+
+    def __init__(self, settings: SurrogateSettings | None = None) -> None:
+        self.settings = settings if settings is not None else SurrogateSettings()
+
+    def _new_model(self):  # -> GradientBoostingRegressor
+        from sklearn.ensemble import GradientBoostingRegressor
+
+        s = self.settings
+        return GradientBoostingRegressor(
+            n_estimators=s.n_estimators,
+            learning_rate=s.learning_rate,
+            max_depth=s.max_depth,
+            random_state=s.seed,
+        )
+
+    def fit(
+        self, X: np.ndarray, y: np.ndarray, feature_names: Sequence[str]
+    ) -> ErrorSurrogate:
+        import shap
+        from sklearn.metrics import r2_score
+        from sklearn.model_selection import KFold
+
+        s = self.settings
+        x, yv, names = _validate(X, y, feature_names, s.cv_folds)
+
+        folds = KFold(n_splits=s.cv_folds, shuffle=True, random_state=s.seed)
+        scores = []
+        for train, test in folds.split(x):
+            model = self._new_model().fit(x[train], yv[train])
+            scores.append(r2_score(yv[test], model.predict(x[test])))
+        self.cv_r2_folds_ = np.asarray(scores, dtype=np.float64)
+        self.cv_r2_ = float(np.mean(self.cv_r2_folds_))
+
+        self.model_ = self._new_model().fit(x, yv)
+        shap_values = shap.TreeExplainer(self.model_).shap_values(x)
+        self.shap_values_ = np.asarray(shap_values, dtype=np.float64).reshape(x.shape)
+        self.importance_ = np.mean(np.abs(self.shap_values_), axis=0)
+        self.feature_names_ = names
+        self.ranking_ = rank_features(self.importance_, names)
+        return self
+
+    def top(self, n: int) -> list[tuple[str, float]]:
+        """The ``n`` most important features with their mean |SHAP|."""
+        if not hasattr(self, "ranking_"):
+            raise CheckError("ErrorSurrogate.top called before fit")
+        if n < 0:
+            raise CheckError(f"top(n) needs n >= 0, got {n}")
+        index = {name: i for i, name in enumerate(self.feature_names_)}
+        return [(name, float(self.importance_[index[name]])) for name in self.ranking_[:n]]
+
+
+def rank_features(importance: np.ndarray, names: Sequence[str]) -> list[str]:
+    """Names sorted by importance (descending), ties broken by name."""
+    imp = np.asarray(importance, dtype=np.float64)
+    if imp.shape != (len(names),):
+        raise CheckError(f"{imp.shape} importances for {len(names)} names")
+    order = sorted(range(len(names)), key=lambda i: (-imp[i], names[i]))
+    return [names[i] for i in order]

@@ -1,0 +1,148 @@
+"""The error surrogate: planted signals are found, noise is not, fits repeat."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from harness.descriptors import SoapSettings, soap_feature_names
+from harness.errors import CheckError, DataError
+from harness.surrogate import (
+    ErrorSurrogate,
+    SurrogateSettings,
+    error_target,
+    rank_features,
+)
+
+NAMES = soap_feature_names(SoapSettings())
+FAST = SurrogateSettings(n_estimators=60, learning_rate=0.1, max_depth=3)
+PLANTED = "Cr-Te_n23_l2"
+
+
+def _data(seed: int = 0, n: int = 300) -> tuple[np.ndarray, np.random.Generator]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, len(NAMES)))
+    x[:, :50] = 0.0  # an all-zero block, as for a species absent from the data
+    return x, rng
+
+
+def _planted(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    x, rng = _data(seed)
+    j = NAMES.index(PLANTED)
+    y = 3.0 * x[:, j] ** 2 + 0.05 * rng.normal(size=len(x))
+    return x, y
+
+
+def test_planted_feature_ranks_first_and_fit_is_good() -> None:
+    x, y = _planted()
+    s = ErrorSurrogate(FAST).fit(x, y, NAMES)
+    assert s.ranking_[0] == PLANTED
+    assert s.cv_r2_ > 0.8
+    assert s.cv_r2_folds_.shape == (5,)
+    assert s.cv_r2_ == pytest.approx(float(np.mean(s.cv_r2_folds_)))
+    assert s.shap_values_.shape == x.shape
+    assert s.importance_.shape == (len(NAMES),)
+    # the constant block carries no attribution
+    assert np.all(s.importance_[:50] == 0.0)
+    # TreeSHAP is exact: base value + sum of SHAP = prediction
+    explained = s.shap_values_.sum(axis=1)
+    pred = s.model_.predict(x)
+    assert np.ptp(pred - explained) < 1e-6
+    top = s.top(3)
+    assert top[0][0] == PLANTED and top[0][1] == pytest.approx(s.importance_.max())
+    assert [v for _, v in top] == sorted((v for _, v in top), reverse=True)
+
+
+def test_pure_noise_has_no_skill() -> None:
+    x, rng = _data(1)
+    y = rng.normal(size=len(x))
+    s = ErrorSurrogate(FAST).fit(x, y, NAMES)
+    assert s.cv_r2_ < 0.2
+
+
+def test_fit_is_deterministic() -> None:
+    x, y = _planted(2)
+    a = ErrorSurrogate(FAST).fit(x, y, NAMES)
+    b = ErrorSurrogate(FAST).fit(x, y, NAMES)
+    np.testing.assert_array_equal(a.shap_values_, b.shap_values_)
+    np.testing.assert_array_equal(a.cv_r2_folds_, b.cv_r2_folds_)
+    assert a.ranking_ == b.ranking_
+
+
+def test_paper_defaults_find_planted_feature() -> None:
+    """Paper settings on 300 samples x the first 100 SOAP features (~10 s)."""
+    assert SurrogateSettings() == SurrogateSettings(200, 0.05, 8, 5, 0)
+    rng = np.random.default_rng(3)
+    names = NAMES[:100]
+    x = rng.normal(size=(300, len(names)))
+    j = names.index("Cr-Sb_n13_l0")
+    y = 3.0 * x[:, j] ** 2 + 0.05 * rng.normal(size=len(x))
+    t0 = time.perf_counter()
+    s = ErrorSurrogate().fit(x, y, names)
+    assert time.perf_counter() - t0 < 60
+    assert s.ranking_[0] == "Cr-Sb_n13_l0"
+    assert s.cv_r2_ > 0.8
+
+
+def test_ranking_ties_are_broken_by_name() -> None:
+    assert rank_features(np.array([1.0, 2.0, 1.0, 0.0]), ["d", "c", "a", "b"]) == [
+        "c",
+        "a",
+        "d",
+        "b",
+    ]
+
+
+@pytest.mark.parametrize(
+    "x, y, names, match",
+    [
+        (np.zeros(20), np.zeros(20), ["a"], "2-D"),
+        (np.zeros((20, 2)), np.zeros(19), ["a", "b"], "20 rows but y has 19"),
+        (np.full((20, 2), np.nan), np.zeros(20), ["a", "b"], "non-finite"),
+        (np.zeros((20, 2)), np.full(20, np.inf), ["a", "b"], "non-finite"),
+        (np.zeros((9, 2)), np.zeros(9), ["a", "b"], "at least 10 samples"),
+        (np.zeros((20, 2)), np.zeros(20), ["a"], "1 feature names for 2"),
+        (np.zeros((20, 2)), np.zeros(20), ["a", "a"], "not unique"),
+    ],
+)
+def test_input_validation(x, y, names, match) -> None:
+    with pytest.raises(CheckError, match=match):
+        ErrorSurrogate(FAST).fit(x, y, names)
+
+
+def test_top_before_fit_and_bad_settings() -> None:
+    with pytest.raises(CheckError):
+        ErrorSurrogate().top(3)
+    with pytest.raises(CheckError):
+        SurrogateSettings(cv_folds=1)
+
+
+def test_error_target_known_answers() -> None:
+    e_model = np.array([-10.0, -20.0, -5.0])
+    e_ref = np.array([-10.5, -19.0, -5.0])
+    n = np.array([5, 10, 1])
+    np.testing.assert_allclose(
+        error_target(e_model, e_ref, n, kind="signed", per="structure"), [0.5, -1.0, 0.0]
+    )
+    np.testing.assert_allclose(
+        error_target(e_model, e_ref, n, kind="absolute", per="structure"), [0.5, 1.0, 0.0]
+    )
+    np.testing.assert_allclose(
+        error_target(e_model, e_ref, n, kind="signed", per="atom"), [0.1, -0.1, 0.0]
+    )
+    np.testing.assert_allclose(
+        error_target(e_model, e_ref, n, kind="absolute", per="atom"), [0.1, 0.1, 0.0]
+    )
+
+
+def test_error_target_validation() -> None:
+    with pytest.raises(DataError, match="structure"):
+        error_target([1.0, 2.0], [1.0, 2.0], [3, 0], kind="signed", per="atom")
+    with pytest.raises(DataError):
+        error_target([1.0, 2.0], [1.0], [3, 3], kind="signed", per="atom")
+    with pytest.raises(DataError, match=r"\[1\]"):
+        error_target([1.0, np.nan], [1.0, 2.0], [3, 3], kind="signed", per="atom")
+    with pytest.raises(CheckError):
+        error_target([1.0], [1.0], [1], kind="relu", per="atom")  # type: ignore[arg-type]
