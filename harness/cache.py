@@ -82,6 +82,9 @@ class ArrayCache:
         try:
             with os.fdopen(fd, "wb") as handle:
                 np.savez(handle, **payload)
+            mask = os.umask(0)
+            os.umask(mask)
+            os.chmod(tmp, 0o666 & ~mask)  # a shared cache must be readable by others
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):

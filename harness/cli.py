@@ -39,7 +39,31 @@ def _validate(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, extra: Sequence[str]) -> int:
     import pytest
 
-    return int(pytest.main(["-p", "no:cacheprovider", *args.paths, *extra]) if args.no_cache_provider else pytest.main([*args.paths, *extra]))
+    return int(pytest.main([*args.paths, *extra]))
+
+
+def _measure(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from harness.compare import measure_models
+    from harness.errors import HarnessError
+    from harness.loader import load_suite
+    from harness.report import write_json
+    from harness.session import RunOptions, SuiteRun
+
+    try:
+        run = SuiteRun(
+            load_suite(args.suite),
+            RunOptions(device=args.device, cache_dir=Path(args.cache) if args.cache else None, allow_unpinned=False),
+        )
+        document = measure_models(run, top_n=args.top_n)
+    except HarnessError as err:
+        print(f"mlff-harness: {err}", file=sys.stderr)
+        return 2
+    if args.out:
+        write_json(Path(args.out), document)
+    print(json.dumps(document, indent=1, sort_keys=True, default=str))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,7 +75,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     validate.add_argument("suites", nargs="+")
     run = sub.add_parser("run", help="run suites with pytest (other options are passed to pytest)")
     run.add_argument("paths", nargs="+")
-    run.add_argument("--no-cache-provider", action="store_true", help=argparse.SUPPRESS)
+    measure = sub.add_parser("measure", help="measure every metric of every model of a suite (for calibration)")
+    measure.add_argument("suite")
+    measure.add_argument("--out", help="also write the JSON to this file")
+    measure.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    measure.add_argument("--cache", default=".harness-cache", help="cache folder ('' for none)")
+    measure.add_argument("--top-n", type=int, default=20)
     args, extra = parser.parse_known_args(argv)
     if args.command != "run" and extra:
         parser.error(f"unrecognised arguments: {' '.join(extra)}")
@@ -59,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _schema(args)
     if args.command == "validate":
         return _validate(args)
+    if args.command == "measure":
+        return _measure(args)
     return _run(args, extra)
 
 

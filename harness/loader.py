@@ -56,6 +56,12 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode, deep: bool =
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=True)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"a key must be a plain value, not a {type(key).__name__}", key_node.start_mark
+            ) from None
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None,
@@ -70,17 +76,26 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode, deep: bool =
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def _record_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> None:
+def _record_lines(
+    node: yaml.Node, loc: Loc, lines: dict[Loc, int], path: Path, active: frozenset[int] = frozenset()
+) -> None:
+    if id(node) in active:
+        raise SuiteError("a YAML alias refers to a node that contains it", path=path, line=node.start_mark.line + 1)
+    active = active | {id(node)}
     lines[loc] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
-            key = key_node.value
-            lines[loc + (key,)] = key_node.start_mark.line + 1
-            _record_lines(value_node, loc + (key,), lines)
-            lines[loc + (key,)] = key_node.start_mark.line + 1
+            keys: list[Any] = [key_node.value]
+            if isinstance(key_node, yaml.ScalarNode):
+                constructed = yaml.SafeLoader("").construct_object(key_node)
+                if constructed != key_node.value and isinstance(constructed, (int, float, bool)):
+                    keys.append(constructed)  # pydantic reports `1:` as the integer 1
+            for key in keys:
+                _record_lines(value_node, loc + (key,), lines, path, active)
+                lines[loc + (key,)] = key_node.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _record_lines(item, loc + (index,), lines)
+            _record_lines(item, loc + (index,), lines, path, active)
 
 
 def parse_yaml(text: str, path: Path) -> tuple[Any, dict[Loc, int]]:
@@ -102,7 +117,7 @@ def parse_yaml(text: str, path: Path) -> tuple[Any, dict[Loc, int]]:
         raise SuiteError(f"invalid YAML: {err}", path=path) from None
     lines: dict[Loc, int] = {}
     if node is not None:
-        _record_lines(node, (), lines)
+        _record_lines(node, (), lines, path)
     return data, lines
 
 

@@ -442,6 +442,16 @@ def build_tiny_mace(
     return module.to(torch_dtype)
 
 
+def cascade_blocks(module: torch.nn.Module) -> list[str]:
+    """MACE's blocks from the output backwards: readout, product, interaction of
+    each layer from the last, then the embeddings (the order of a cascading
+    randomisation test)."""
+    blocks: list[str] = []
+    for i in reversed(range(len(module.interactions))):  # type: ignore[arg-type]
+        blocks += [f"readouts[{i}]", f"products[{i}]", f"interactions[{i}]"]
+    return blocks + ["node_embedding"]
+
+
 def save_model(module: torch.nn.Module, path: Path | str) -> None:
     """``torch.save`` the full module (as mace does), atomically via a temp file."""
     path = Path(path)

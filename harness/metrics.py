@@ -90,7 +90,7 @@ def relu_zero_fraction(raw: np.ndarray) -> float:
 
 def per_element_mean(scores: np.ndarray, symbols: np.ndarray) -> dict[str, float]:
     """Mean score of the atoms of each element."""
-    symbols = np.asarray(symbols)
+    symbols, scores = np.asarray(symbols), np.asarray(scores)
     return {str(el): float(np.mean(scores[symbols == el])) for el in sorted(set(symbols.tolist()))}
 
 
@@ -118,8 +118,9 @@ def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
 def top_k_share(scores: np.ndarray, symbols: np.ndarray, offsets: np.ndarray, element: str, k: int) -> float:
     """Share of each structure's top-k atoms that are `element`, averaged over structures containing it.
 
-    A structure with n atoms of `element` can score at most min(n, k)/k; the
-    share is not rescaled, so compare it with the dopant counts of the data.
+    The share is over the atoms actually ranked, min(k, structure size); a
+    structure with n atoms of `element` scores at most n/min(k, size). It is not
+    rescaled by the dopant count, so compare it with the dopant counts of the data.
     """
     shares = []
     for s, sym in zip(split(scores, offsets), split(np.asarray(symbols), offsets)):

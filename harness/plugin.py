@@ -52,7 +52,7 @@ def pytest_configure(config: pytest.Config) -> None:
         cache_dir = None
     elif config.getoption("--harness-cache"):
         cache_dir = Path(config.getoption("--harness-cache")).resolve()
-    elif config.cache is not None:
+    elif getattr(config, "cache", None) is not None:
         cache_dir = config.cache.mkdir("mlff-harness")
     else:
         cache_dir = None

@@ -11,6 +11,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from harness import __version__
 from harness.checks import CheckOutcome
 
@@ -54,7 +56,9 @@ def summary_table(outcomes: Sequence[CheckOutcome], accuracy: Mapping[str, Mappi
 
 
 def _clean(value: Any) -> Any:
-    """JSON-safe: non-finite floats become null."""
+    """JSON-safe: numpy scalars become Python ones, non-finite floats become null."""
+    if isinstance(value, np.generic):
+        value = value.item()
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, Mapping):
@@ -79,9 +83,15 @@ def results_document(
             "created": when,
             "suites": list(suites),
             "outcomes": [o.to_json() for o in outcomes],
-            "passed": all(o.passed for o in outcomes),
+            "passed": bool(outcomes) and all(o.passed for o in outcomes),  # an empty run is no pass
         }
     )
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_json(path: Path, document: Mapping[str, Any]) -> None:
@@ -90,8 +100,9 @@ def write_json(path: Path, document: Mapping[str, Any]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=".results.", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as handle:
-            json.dump(document, handle, indent=1, sort_keys=True)
+            json.dump(document, handle, indent=1, sort_keys=True, allow_nan=False)
             handle.write("\n")
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; results are for others to read
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -211,7 +211,7 @@ class CheckBase(Strict):
 class AccuracyCheck(CheckBase):
     """Energy and force errors against the reference labels."""
 
-    kind: Literal["accuracy"] = "accuracy"
+    kind: Literal["accuracy"] = Field(description="The check kind (the key of the list item in YAML).")
     energy_rmse_meV_per_atom: Bound | None = Field(None, description="RMSE of per-atom energies, meV/atom.")
     energy_mae_meV_per_atom: Bound | None = Field(None, description="MAE of per-atom energies, meV/atom.")
     force_rmse_meV_per_A: Bound | None = Field(None, description="RMSE of force components, meV/A.")
@@ -221,7 +221,7 @@ class AccuracyCheck(CheckBase):
 class GradcamLocusCheck(CheckBase):
     """'Where': does the model's Grad-CAM focus on an element (e.g. the dopant)?"""
 
-    kind: Literal["gradcam_locus"] = "gradcam_locus"
+    kind: Literal["gradcam_locus"] = Field(description="The check kind (the key of the list item in YAML).")
     element: str = Field(description="The element the model should look at (e.g. Cr).")
     top_k: int = Field(10, ge=1, description="Atoms per structure counted in top_k_share.")
     mean_ratio_to_host: Bound | None = Field(
@@ -247,7 +247,7 @@ class GradcamLocusCheck(CheckBase):
 class ShapClassesCheck(CheckBase):
     """'What': which SOAP feature classes drive the surrogate of the model's error."""
 
-    kind: Literal["shap_classes"] = "shap_classes"
+    kind: Literal["shap_classes"] = Field(description="The check kind (the key of the list item in YAML).")
     surrogate_cv_r2: Bound = Field(
         Bound(min=0.7), description="Cross-validated R^2 of the surrogate; gates every other metric."
     )
@@ -293,7 +293,7 @@ class ShapClassesCheck(CheckBase):
 class OverlapCheck(CheckBase):
     """Shared top-N SHAP features between this model and another model of the suite."""
 
-    kind: Literal["overlap"] = "overlap"
+    kind: Literal["overlap"] = Field(description="The check kind (the key of the list item in YAML).")
     with_: str = Field(alias="with", description="The other model's name (from `models`).")
     top_n: int = Field(20, ge=1, description="Size of the top sets compared.")
     shared: Bound | None = Field(None, description="Number of features in both top_n sets.")
@@ -305,7 +305,7 @@ class OverlapCheck(CheckBase):
 class RegressionCheck(CheckBase):
     """Against the stored results of the last release (a baseline file)."""
 
-    kind: Literal["regression"] = "regression"
+    kind: Literal["regression"] = Field(description="The check kind (the key of the list item in YAML).")
     baseline: str = Field(description="Baseline JSON, relative to the suite file; written by --harness-regen-baselines.")
     top_n: int = Field(20, ge=1, description="Size of the top SHAP sets compared.")
     gradcam_rank_correlation: Bound | None = Field(

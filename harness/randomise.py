@@ -1,0 +1,36 @@
+"""Model randomisation (Adebayo et al., 2018): attributions of a model whose
+weights were re-initialised must change. Torch only; the block order comes
+from the model family's adapter (for MACE: readout, product, interaction of
+the last layer first, then backwards).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import torch
+
+from harness.attribution import resolve_layer
+
+
+def randomised_copy(module: torch.nn.Module, blocks: Sequence[str], *, seed: int = 0) -> torch.nn.Module:
+    """A deep copy whose parameters in `blocks` are redrawn.
+
+    Each parameter tensor with more than one element is replaced by Gaussian
+    noise of the same mean and standard deviation (its scale is kept, so the
+    network stays numerically sane; its learned structure is gone). Buffers
+    (atomic energies, scale and shift) are kept. Deterministic for a seed.
+    """
+    copied = copy.deepcopy(module)
+    generator = torch.Generator().manual_seed(seed)
+    for path in blocks:
+        block = resolve_layer(copied, path)
+        for parameter in block.parameters():
+            if parameter.numel() < 2:
+                continue
+            std, mean = parameter.detach().std(), parameter.detach().mean()
+            noise = torch.randn(parameter.shape, generator=generator, dtype=torch.float64)
+            with torch.no_grad():
+                parameter.copy_((noise * std.double() + mean.double()).to(parameter.dtype))
+    return copied

@@ -1,0 +1,195 @@
+"""The exported JSON Schema, the shipped suites, the CLI's schema/validate, Bound."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from harness import schema as schema_module
+from harness.loader import load_suite
+from harness.schema import Bound, Strict, json_schema
+
+REPO = Path(__file__).resolve().parent.parent
+SUITES = sorted((REPO / "suites").glob("**/*.suite.yaml"))
+ALL_SUITE_YAML = sorted((REPO / "suites").glob("**/*.yaml"))
+MALFORMED = Path(__file__).parent / "malformed"
+VENV_PYTHON = REPO / ".venv" / "bin" / "python"
+PYTHON = str(VENV_PYTHON if VENV_PYTHON.exists() else sys.executable)
+
+DEMO = """\
+suite: demo
+reference: {structures: structures.extxyz}
+models:
+  candidate: {checkpoint: m.model}
+  compare_with: {foundation: {checkpoint: m.model}}
+checks:
+  - accuracy: {energy_rmse_meV_per_atom: {max: 2.0}}
+  - gradcam_locus: {element: Cr, mean_ratio_to_host: {min: 3.0}}
+  - shap_classes: {involving: Cr, involving_share: {min: 0.5}}
+  - overlap: {with: foundation, shared: {max: 6}}
+"""
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Path:
+    (tmp_path / "structures.extxyz").write_text("")
+    (tmp_path / "m.model").write_text("")
+    path = tmp_path / "demo.yaml"
+    path.write_text(DEMO)
+    return path
+
+
+def test_json_schema_is_valid_draft_2020_12() -> None:
+    schema = json_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema["additionalProperties"] is False
+    assert set(schema["required"]) == {"suite", "reference", "models", "checks"}
+    json.dumps(schema)  # plain JSON
+
+
+def test_json_schema_is_stable() -> None:
+    """json_schema() edits the pydantic output: a second call must give the same result."""
+    assert json_schema() == json_schema()
+
+
+def _models() -> list[type[Strict]]:
+    return [
+        obj
+        for _, obj in inspect.getmembers(schema_module, inspect.isclass)
+        if issubclass(obj, Strict) and obj is not Strict
+    ]
+
+
+@pytest.mark.parametrize("model", _models(), ids=lambda m: m.__name__)
+def test_every_model_field_has_a_description(model: type[Strict]) -> None:
+    assert model.__doc__ and model.__doc__.strip(), f"{model.__name__} has no docstring"
+    # `kind` is the internal discriminator: the YAML form writes it as the item's key,
+    # and json_schema() removes it from every check.
+    missing = [name for name, info in model.model_fields.items() if name != "kind" and not info.description]
+    assert not missing, f"{model.__name__}: fields without a description: {missing}"
+
+
+def test_every_json_schema_property_has_a_description() -> None:
+    schema = json_schema()
+    missing = [f"<suite>.{name}" for name, prop in schema["properties"].items() if "description" not in prop]
+    for def_name, definition in schema["$defs"].items():
+        assert definition.get("description"), f"$defs.{def_name} has no description"
+        for name, prop in definition.get("properties", {}).items():
+            if "description" not in prop:
+                missing.append(f"{def_name}.{name}")
+    assert not missing, f"properties without a description: {missing}"
+
+
+def test_check_items_are_kind_keyed() -> None:
+    items = json_schema()["properties"]["checks"]["items"]["oneOf"]
+    kinds = [next(iter(item["properties"])) for item in items]
+    assert kinds == list(schema_module.CHECK_KINDS)
+    for item in items:
+        assert item["additionalProperties"] is False and len(item["required"]) == 1
+    for name in ("AccuracyCheck", "OverlapCheck"):
+        body = json_schema()["$defs"][name]
+        assert "kind" not in body["properties"]
+        assert body["additionalProperties"] is False
+    assert "with" in json_schema()["$defs"]["OverlapCheck"]["properties"]  # the alias, as written in YAML
+
+
+def test_demo_suite_matches_json_schema(demo: Path) -> None:
+    load_suite(demo)
+    jsonschema.Draft202012Validator(json_schema()).validate(yaml.safe_load(demo.read_text()))
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["unknown_top_level_key.yaml", "unknown_key_in_check.yaml", "check_item_two_keys.yaml",
+     "wrong_type_string_for_number.yaml", "unknown_check_kind.yaml", "missing_checks.yaml"],
+)
+def test_json_schema_rejects_malformed(name: str) -> None:
+    data = yaml.safe_load((MALFORMED / name).read_text())
+    assert not jsonschema.Draft202012Validator(json_schema()).is_valid(data)
+
+
+@pytest.mark.skipif(not SUITES, reason="no suites/**/*.suite.yaml yet: nothing to validate")
+@pytest.mark.parametrize("path", SUITES, ids=lambda p: str(p.relative_to(REPO)))
+def test_shipped_suite_loads_and_matches_json_schema(path: Path) -> None:
+    load_suite(path)
+    jsonschema.Draft202012Validator(json_schema()).validate(yaml.safe_load(path.read_text()))
+
+
+@pytest.mark.skipif(not ALL_SUITE_YAML, reason="no YAML under suites/ yet")
+@pytest.mark.parametrize("path", ALL_SUITE_YAML, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_yaml_under_suites_matches_json_schema(path: Path) -> None:
+    """Also the non-gate inputs (e.g. measure.yaml); loading them needs the reference data."""
+    jsonschema.Draft202012Validator(json_schema()).validate(yaml.safe_load(path.read_text()))
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PYTHON, "-m", "harness.cli", *args], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_cli_schema_prints_json_schema(tmp_path: Path) -> None:
+    result = _cli("schema")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == json.loads(json.dumps(json_schema()))
+    out = tmp_path / "schema.json"
+    result = _cli("schema", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(out.read_text()) == json.loads(json.dumps(json_schema()))
+
+
+def test_cli_validate(demo: Path) -> None:
+    good = _cli("validate", str(demo))
+    assert good.returncode == 0, good.stderr
+    assert "4 checks" in good.stdout
+    bad_path = MALFORMED / "unknown_top_level_key.yaml"
+    bad = _cli("validate", str(bad_path))
+    assert bad.returncode == 1
+    assert f"{bad_path}:5: tolerance: unknown field" in bad.stderr
+    both = _cli("validate", str(demo), str(bad_path))
+    assert both.returncode == 1
+    assert "ok" in both.stdout and "INVALID" in both.stderr
+
+
+def test_bound_admits() -> None:
+    bound = Bound(min=1.0, max=2.0)
+    assert bound.admits(1.0) and bound.admits(2.0) and bound.admits(1.5)
+    assert not bound.admits(0.999) and not bound.admits(2.001)
+    assert not bound.admits(math.nan)
+    assert not Bound(min=0.0).admits(math.nan)
+    assert not Bound(max=0.0).admits(float("nan"))
+    assert Bound(min=0.0).admits(math.inf)
+    assert not Bound(max=0.0).admits(math.inf)
+
+
+@pytest.mark.parametrize(
+    ("bound", "text"),
+    [
+        (Bound(min=1.0, max=2.5), "[1, 2.5]"),
+        (Bound(min=0.5), ">= 0.5"),
+        (Bound(max=3), "<= 3"),
+        (Bound(min=-1e-9, max=1e9), "[-1e-09, 1e+09]"),
+        (Bound(min=2.0, max=2.0), "[2, 2]"),
+    ],
+)
+def test_bound_describe(bound: Bound, text: str) -> None:
+    assert bound.describe() == text
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({}, "a bound needs 'min', 'max' or both"), ({"min": 2, "max": 1}, "is greater than max")],
+)
+def test_bound_rejects(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Bound(**kwargs)
