@@ -67,6 +67,9 @@ def write_baseline(path: Path, run: SuiteRun, model: str) -> None:
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # baselines are shared files
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
