@@ -142,6 +142,8 @@ def _shap_classes(
         values["angular_l_share"] = metrics.share_with_l(top, check.angular_l)
     if check.pair:
         values["pair_share"] = metrics.share_of_pair(top, check.pair)
+    if check.radial_n:
+        values["radial_n_share"] = metrics.share_with_radial(top, check.radial_n)
     gate = check.surrogate_cv_r2.admits(explanation.cv_r2)
     measured = [Measurement("surrogate_cv_r2", explanation.cv_r2, check.surrogate_cv_r2, gate)]
     others = {k: v for k, v in values.items() if k != "surrogate_cv_r2"}

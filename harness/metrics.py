@@ -162,6 +162,15 @@ def share_with_l(names: Sequence[str], ls: Sequence[int]) -> float:
     return float(np.mean([parse_feature_name(n).l in wanted for n in names])) if names else float("nan")
 
 
+def share_with_radial(names: Sequence[str], ns: Sequence[int]) -> float:
+    """Share of feature names with a radial index (n or n') in `ns` (1-based)."""
+    wanted = set(ns)
+    if not names:
+        return float("nan")
+    infos = [parse_feature_name(n) for n in names]
+    return float(np.mean([info.n in wanted or info.n_prime in wanted for info in infos]))
+
+
 def share_of_pair(names: Sequence[str], pair: Sequence[str]) -> float:
     """Share of feature names of one species pair (order-insensitive)."""
     target = tuple(sorted(pair))

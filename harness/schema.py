@@ -35,6 +35,12 @@ def _element(value: str) -> str:
     return value
 
 
+def _sha256(value: str | None) -> str | None:
+    if value is not None and not SHA256_RE.match(value):
+        raise ValueError("sha256 must be 64 lowercase hexadecimal characters")
+    return value
+
+
 class Bound(Strict):
     """A threshold on one measured value: the check passes when min <= value <= max."""
 
@@ -77,12 +83,7 @@ class ModelSpec(Strict):
     )
     description: str | None = Field(None, description="Free text shown in reports.")
 
-    @field_validator("sha256")
-    @classmethod
-    def _hex(cls, value: str | None) -> str | None:
-        if value is not None and not SHA256_RE.match(value):
-            raise ValueError("sha256 must be 64 lowercase hexadecimal characters")
-        return value
+    _hex = field_validator("sha256")(classmethod(lambda cls, value: _sha256(value)))
 
 
 class Models(Strict):
@@ -123,12 +124,7 @@ class Reference(Strict):
         None, ge=1, description="Use at most this many frames (the first ones after selection)."
     )
 
-    @field_validator("sha256")
-    @classmethod
-    def _hex(cls, value: str | None) -> str | None:
-        if value is not None and not SHA256_RE.match(value):
-            raise ValueError("sha256 must be 64 lowercase hexadecimal characters")
-        return value
+    _hex = field_validator("sha256")(classmethod(lambda cls, value: _sha256(value)))
 
 
 class Soap(Strict):
@@ -256,6 +252,10 @@ class ShapClassesCheck(CheckBase):
     involving_share: Bound | None = Field(None, description="Share of the top_n features whose pair involves `involving`.")
     angular_l: list[int] | None = Field(None, description="Angular channels l counted in angular_l_share.")
     angular_l_share: Bound | None = Field(None, description="Share of the top_n features with l in `angular_l`.")
+    radial_n: list[int] | None = Field(
+        None, description="Radial indices (1-based) counted in radial_n_share: a feature counts if n or n' is listed."
+    )
+    radial_n_share: Bound | None = Field(None, description="Share of the top_n features with n or n' in `radial_n`.")
     pair: list[str] | None = Field(None, description="A species pair such as [Cr, Cr] for pair_share.")
     pair_share: Bound | None = Field(None, description="Share of the top_n features of species pair `pair`.")
     top_feature_pair: list[str] | None = Field(
@@ -280,6 +280,10 @@ class ShapClassesCheck(CheckBase):
             raise ValueError("involving_share needs 'involving' (the element)")
         if self.angular_l_share is not None and not self.angular_l:
             raise ValueError("angular_l_share needs 'angular_l' (a list of l values)")
+        if self.radial_n_share is not None and not self.radial_n:
+            raise ValueError("radial_n_share needs 'radial_n' (a list of radial indices, 1-based)")
+        if self.radial_n and any(n < 1 for n in self.radial_n):
+            raise ValueError("radial indices are 1-based: use n >= 1")
         if self.pair_share is not None and self.pair is None:
             raise ValueError("pair_share needs 'pair' (two elements)")
         for pattern in self.must_include:

@@ -297,3 +297,12 @@ def test_spearman_invariant_under_monotone_transform(a: np.ndarray, b: np.ndarra
         assert math.isnan(transformed)
     else:
         assert transformed == pytest.approx(base, abs=1e-9)
+
+
+def test_share_with_radial_counts_n_or_n_prime() -> None:
+    from harness.metrics import share_with_radial
+
+    names = ["Cr-Cr_n13_l3", "Sb-Te_n22_l1", "Te-Te_n44_l0", "Cr-Te_n41_l2"]
+    assert share_with_radial(names, [1]) == pytest.approx(0.5)  # n13 and n41
+    assert share_with_radial(names, [2, 4]) == pytest.approx(0.75)
+    assert np.isnan(share_with_radial([], [1]))
