@@ -66,6 +66,27 @@ def _measure(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from harness.diff import diff_results, format_rows, load_results
+    from harness.errors import HarnessError
+
+    try:
+        docs = [load_results(Path(p)) for p in args.results]
+    except HarnessError as err:
+        print(f"mlff-harness: {err}", file=sys.stderr)
+        return 2
+    status = 0
+    for (name_a, a), (name_b, b) in zip(zip(args.results, docs), zip(args.results[1:], docs[1:])):
+        rows = diff_results(a, b)
+        print(f"{name_a} -> {name_b}")
+        print(format_rows(rows, tolerance=args.tolerance))
+        if any(r.flipped_to_fail for r in rows):
+            status = 1
+    return status
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mlff-harness", description="Release gates for machine-learned force fields.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -75,6 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     validate.add_argument("suites", nargs="+")
     run = sub.add_parser("run", help="run suites with pytest (other options are passed to pytest)")
     run.add_argument("paths", nargs="+")
+    compare = sub.add_parser("compare", help="compare results files; exit 1 if a check flipped from pass to fail")
+    compare.add_argument("results", nargs="+", help="results JSON files (--harness-results), oldest first")
+    compare.add_argument("--tolerance", type=float, default=0.05, help="relative drift marked in the table")
     measure = sub.add_parser("measure", help="measure every metric of every model of a suite (for calibration)")
     measure.add_argument("suite")
     measure.add_argument("--out", help="also write the JSON to this file")
@@ -90,6 +114,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _validate(args)
     if args.command == "measure":
         return _measure(args)
+    if args.command == "compare":
+        if len(args.results) < 2:
+            parser.error("compare needs at least two results files")
+        return _compare(args)
     return _run(args, extra)
 
 
