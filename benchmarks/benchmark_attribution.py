@@ -22,7 +22,6 @@ def _device() -> str:
 def _structures(n: int):
     from ase import Atoms
 
-    rng = np.random.default_rng(0)
     base = np.array([[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5], [0.5, 0, 0], [0, 0.5, 0], [0, 0, 0.5], [0.5, 0.5, 0.5]])
     out = []
     for i in range(n):

@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from harness.checks import CheckOutcome, Measurement
 from harness.diff import diff_results, format_rows
