@@ -134,24 +134,10 @@ def test_malformed_file(name: str) -> None:
 
 # --------------------------------------------------------------------------- valid suites
 
-DEMO = """\
-suite: demo
-reference: {structures: structures.extxyz}
-models:
-  candidate: {checkpoint: m.model}
-  compare_with: {foundation: {checkpoint: m.model}}
-checks:
-  - accuracy: {energy_rmse_meV_per_atom: {max: 2.0}}
-  - gradcam_locus: {element: Cr, mean_ratio_to_host: {min: 3.0}}
-  - shap_classes: {involving: Cr, involving_share: {min: 0.5}}
-  - overlap: {with: foundation, shared: {max: 6}}
-"""
+from demo_suite import DEMO  # noqa: E402  (shared with the other suite tests)
 
 
-def _placeholders(folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "structures.extxyz").write_text("")
-    (folder / "m.model").write_text("")
+from demo_suite import write_placeholders as _placeholders  # noqa: E402
 
 
 @pytest.fixture

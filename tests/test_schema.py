@@ -25,18 +25,7 @@ MALFORMED = Path(__file__).parent / "malformed"
 VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 PYTHON = str(VENV_PYTHON if VENV_PYTHON.exists() else sys.executable)
 
-DEMO = """\
-suite: demo
-reference: {structures: structures.extxyz}
-models:
-  candidate: {checkpoint: m.model}
-  compare_with: {foundation: {checkpoint: m.model}}
-checks:
-  - accuracy: {energy_rmse_meV_per_atom: {max: 2.0}}
-  - gradcam_locus: {element: Cr, mean_ratio_to_host: {min: 3.0}}
-  - shap_classes: {involving: Cr, involving_share: {min: 0.5}}
-  - overlap: {with: foundation, shared: {max: 6}}
-"""
+from demo_suite import DEMO  # noqa: E402  (shared with the other suite tests)
 
 
 @pytest.fixture
