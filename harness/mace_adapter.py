@@ -30,6 +30,7 @@ from ase.data import chemical_symbols
 from harness.attribution import GradCam, gradcam_raw, resolve_layer
 from harness.errors import ModelError
 from harness.models import ModelOutputs
+from harness.reference import sha256_file
 
 DEFAULT_LAYER = "products[-1]"
 _ENV_KEY = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"
@@ -97,15 +98,6 @@ def _as_dtype(dtype: str | torch.dtype) -> torch.dtype:
 # --------------------------------------------------------------------------- hashing
 
 
-def file_sha256(path: Path | str) -> str:
-    """Hex sha256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def module_sha256(module: torch.nn.Module) -> str:
     """Hex sha256 of a module's class and state_dict (names, dtypes, shapes, bytes)."""
     digest = hashlib.sha256()
@@ -164,7 +156,7 @@ class MaceModel:
         torch_dtype = _as_dtype(dtype)
         if not path.is_file():
             raise ModelError(f"checkpoint {path} does not exist (fix: check the suite's model path)")
-        actual = file_sha256(path)
+        actual = sha256_file(path)
         if expected_sha256 is not None:
             if expected_sha256.strip().lower() != actual:
                 raise ModelError(

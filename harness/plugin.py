@@ -83,10 +83,9 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 def _accuracy_by_model(config: pytest.Config) -> dict[str, dict[str, float]]:
     table: dict[str, dict[str, float]] = {}
     for run in config.stash[RUNS_KEY].values():
-        for name in run.suite.models.names():
-            if name in run._outputs:  # only models this run evaluated
-                label = name if len(config.stash[RUNS_KEY]) == 1 else f"{run.suite.suite}:{name}"
-                table[label] = run.accuracy(name)
+        for name in run.evaluated_models():
+            label = name if len(config.stash[RUNS_KEY]) == 1 else f"{run.suite.suite}:{name}"
+            table[label] = run.accuracy(name)
     return table
 
 
@@ -105,7 +104,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     suites = []
     for run in config.stash[RUNS_KEY].values():
-        evaluated = [n for n in run.suite.models.names() if n in run._outputs]
+        evaluated = run.evaluated_models()
         suites.append(
             {
                 "suite": run.suite.suite,

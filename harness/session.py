@@ -181,6 +181,10 @@ class SuiteRun:
             "n_atoms": out.n_atoms,
         }
 
+    def evaluated_models(self) -> list[str]:
+        """The models of the suite whose outputs this run has computed or loaded, in suite order."""
+        return [n for n in self.suite.models.names() if n in self._outputs]
+
     def accuracy(self, name: str) -> dict[str, float]:
         out, ref = self.outputs(name), self.reference
         return accuracy_metrics(

@@ -13,7 +13,8 @@ from ase.build import bulk
 
 from harness import mace_adapter
 from harness.errors import ModelError
-from harness.mace_adapter import MaceModel, build_tiny_mace, file_sha256, save_model
+from harness.mace_adapter import MaceModel, build_tiny_mace, save_model
+from harness.reference import sha256_file as file_sha256
 from harness.models import Model, ModelOutputs
 
 ELEMENTS = ("Cr", "Sb", "Te")

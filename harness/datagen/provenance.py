@@ -12,6 +12,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
 
+from harness.reference import sha256_file
+
 from ase import Atoms
 
 GENERATOR_VERSION: str = "1.0.0"
@@ -21,15 +23,6 @@ def derive_seed(base: int, *parts: object) -> int:
     """A 63-bit seed derived deterministically from ``base`` and ``parts``."""
     text = ":".join([str(int(base))] + [str(p) for p in parts])
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") >> 1
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def write_extxyz_gz(path: Path, frames: list[Atoms]) -> None:
