@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from harness import metrics
+from harness import checks_faithfulness, metrics
 from harness.baseline import load_baseline
-from harness.errors import CheckError
+from harness.errors import CheckError, DataError
+from harness.outcome import CheckOutcome, Measurement, measure
 from harness.schema import (
     AccuracyCheck,
-    Bound,
     CheckBase,
     GradcamLocusCheck,
     OverlapCheck,
@@ -30,76 +29,60 @@ from harness.schema import (
 from harness.session import SuiteRun
 
 
-@dataclass(frozen=True)
-class Measurement:
-    """One measured value against its threshold."""
-
-    metric: str
-    value: float
-    bound: Bound
-    passed: bool
-    evaluated: bool = True  # False when a gate (e.g. surrogate R^2) made the value meaningless
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "metric": self.metric,
-            "value": _finite_or_none(self.value),
-            "min": self.bound.min,
-            "max": self.bound.max,
-            "passed": self.passed,
-            "evaluated": self.evaluated,
-        }
-
-
-@dataclass(frozen=True)
-class CheckOutcome:
-    """The outcome of one check on one model."""
-
-    check: str
-    kind: str
-    model: str
-    line: int
-    measurements: tuple[Measurement, ...]
-    reason: str | None = None  # why it failed beyond the numbers (e.g. a gate)
-    details: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def passed(self) -> bool:
-        return self.reason is None and all(m.passed for m in self.measurements)
-
-    def failures(self) -> list[Measurement]:
-        return [m for m in self.measurements if not m.passed]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "check": self.check,
-            "kind": self.kind,
-            "model": self.model,
-            "line": self.line,
-            "passed": self.passed,
-            "reason": self.reason,
-            "measurements": [m.to_json() for m in self.measurements],
-            "details": self.details,
-        }
-
-
 def _finite_or_none(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
 
 
 def _measure(check: CheckBase, values: dict[str, float], *, evaluated: bool = True) -> list[Measurement]:
-    out = []
-    for metric, bound in check.bounds().items():
-        if metric not in values:
-            raise CheckError(f"check kind {check.kind!r} does not compute {metric!r}")  # type: ignore[attr-defined]
-        value = float(values[metric])
-        out.append(Measurement(metric, value, bound, evaluated and bound.admits(value), evaluated))
-    return out
+    return measure(check, values, evaluated=evaluated)
 
 
 def _accuracy(check: AccuracyCheck, model: str, run: SuiteRun) -> tuple[list[Measurement], str | None, dict]:
-    values = run.accuracy(model)
-    return _measure(check, values), None, {"accuracy": values}
+    out, ref = run.outputs(model), run.reference
+    overall = run.accuracy(model)
+    values: dict[str, float] = dict(overall)
+    per_element = metrics.force_errors_by_element(out.forces_eV_per_A, ref.forces_eV_per_A, ref.symbols)
+    for element in check.per_element:
+        if element not in per_element:
+            raise CheckError(
+                f"per_element names {element}, but the reference structures have no {element} atom "
+                f"(elements: {', '.join(ref.elements)})"
+            )
+    values.update({f"per_element.{el}.{k}": v for el, row in per_element.items() for k, v in row.items()})
+    details: dict[str, Any] = {"accuracy": overall, "per_element": per_element}
+    if check.group_by is not None:
+        labels = _group_labels(run, check.group_by)
+        per_group = metrics.accuracy_by_group(
+            out.energies_eV, ref.energies_eV, out.forces_eV_per_A, ref.forces_eV_per_A, ref.n_atoms, labels
+        )
+        for label in check.per_group:
+            if label not in per_group:
+                raise CheckError(
+                    f"per_group names {check.group_by}={label!r}, but no reference structure has it "
+                    f"(groups: {', '.join(sorted(per_group))})"
+                )
+        values.update({f"per_group.{g}.{k}": v for g, row in per_group.items() for k, v in row.items()})
+        details.update({"group_by": check.group_by, "per_group": per_group})
+    return _measure(check, values), None, details
+
+
+def _group_labels(run: SuiteRun, key: str) -> list[str]:
+    from harness.schema import group_label
+
+    labels = []
+    for index, atoms in enumerate(run.reference.structures):
+        if key not in atoms.info:
+            frame = int(run.reference.frame_indices[index])
+            raise DataError(
+                f"{run.reference.path}: frame {frame} has no atoms.info[{key!r}] for the accuracy check's "
+                f"group_by (keys: {', '.join(sorted(atoms.info)) or 'none'})"
+            )
+        try:
+            labels.append(group_label(atoms.info[key]))
+        except ValueError as err:
+            frame = int(run.reference.frame_indices[index])
+            raise DataError(f"{run.reference.path}: frame {frame}: atoms.info[{key!r}]: {err}") from None
+    return labels
 
 
 def _gradcam_locus(
@@ -213,6 +196,7 @@ _KINDS: dict[str, Callable[[Any, str, SuiteRun], tuple[list[Measurement], str | 
     "shap_classes": _shap_classes,
     "overlap": _overlap,
     "regression": _regression,
+    **checks_faithfulness.KINDS,
 }
 
 

@@ -164,10 +164,33 @@ def soap_features(
                 f"structure {i} contains element(s) {', '.join(extra)} not in the SOAP "
                 f"species {settings.species} (fix: add them to SoapSettings.species)"
             )
+    from harness.progress import bar
+
     soap = make_soap(settings)
-    x = soap.create(list(structures), n_jobs=n_jobs)
-    x = np.asarray(x, dtype=np.float64).reshape(len(structures), -1)
-    return x
+    structures = [_wrapped(atoms) if settings.periodic else atoms for atoms in structures]
+    parts = []
+    with bar(desc="SOAP", total=len(structures), unit="structure") as done:
+        for start in range(0, len(structures), _CHUNK):
+            chunk = structures[start : start + _CHUNK]
+            parts.append(np.asarray(soap.create(chunk, n_jobs=n_jobs), dtype=np.float64).reshape(len(chunk), -1))
+            done.update(len(chunk))
+    return np.concatenate(parts, axis=0)
+
+
+_CHUNK = 64  # structures per dscribe call: a progress step, no effect on the vectors
+
+
+def _wrapped(atoms: Atoms) -> Atoms:
+    """A copy with every atom inside the cell along periodic directions.
+
+    dscribe's periodic SOAP is wrong for atoms outside the cell (unwrapped MD
+    output is common); wrapping by lattice vectors changes no environment.
+    """
+    if not any(atoms.pbc):
+        return atoms
+    copy = atoms.copy()
+    copy.wrap()
+    return copy
 
 
 def parse_feature_name(name: str) -> FeatureInfo:

@@ -56,6 +56,47 @@ def accuracy_metrics(
     }
 
 
+def force_errors_by_element(
+    f_model_eV_per_A: np.ndarray, f_ref_eV_per_A: np.ndarray, symbols: np.ndarray
+) -> dict[str, dict[str, float]]:
+    """Force-component RMSE and MAE (meV/A) over the atoms of each element."""
+    df = 1000.0 * (np.asarray(f_model_eV_per_A, dtype=float) - np.asarray(f_ref_eV_per_A, dtype=float))
+    symbols = np.asarray(symbols)
+    if df.shape[0] != symbols.shape[0]:
+        raise ValueError(f"{df.shape[0]} force rows for {symbols.shape[0]} atoms")
+    return {
+        str(el): {"force_rmse_meV_per_A": rmse(df[symbols == el]), "force_mae_meV_per_A": mae(df[symbols == el])}
+        for el in sorted(set(symbols.tolist()))
+    }
+
+
+def accuracy_by_group(
+    e_model_eV: np.ndarray,
+    e_ref_eV: np.ndarray,
+    f_model_eV_per_A: np.ndarray,
+    f_ref_eV_per_A: np.ndarray,
+    n_atoms: np.ndarray,
+    labels: Sequence[str],
+) -> dict[str, dict[str, float]]:
+    """:func:`accuracy_metrics` over the structures of each group label (one label per structure)."""
+    n_atoms = np.asarray(n_atoms)
+    labels_arr = np.asarray(labels, dtype=object)
+    if labels_arr.shape != n_atoms.shape:
+        raise ValueError(f"{labels_arr.shape[0]} group labels for {n_atoms.shape[0]} structures")
+    atom_group = np.repeat(labels_arr, n_atoms)
+    out = {}
+    for label in sorted(set(labels_arr.tolist())):
+        s_mask, a_mask = labels_arr == label, atom_group == label
+        out[str(label)] = accuracy_metrics(
+            np.asarray(e_model_eV)[s_mask],
+            np.asarray(e_ref_eV)[s_mask],
+            np.asarray(f_model_eV_per_A)[a_mask],
+            np.asarray(f_ref_eV_per_A)[a_mask],
+            n_atoms[s_mask],
+        )
+    return out
+
+
 # --- Grad-CAM -----------------------------------------------------------------------------------
 
 
@@ -139,6 +180,11 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     if a.size < 2 or np.all(a == a[0]) or np.all(b == b[0]):
         return float("nan")
     return float(spearmanr(a, b).statistic)
+
+
+def rank_correlations(a: np.ndarray, b: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Per-structure Spearman correlation of per-atom scores (NaN where either is constant)."""
+    return np.array([spearman(x, y) for x, y in zip(split(a, offsets), split(b, offsets))], dtype=float)
 
 
 def mean_rank_correlation(a: np.ndarray, b: np.ndarray, offsets: np.ndarray) -> float:

@@ -7,16 +7,23 @@ table shows every measured value, its threshold and the outcome, with RMSE.
 
 from __future__ import annotations
 
+import os
+import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from harness import progress
+from harness.errors import HarnessError
 
 from harness.items import OPTIONS_KEY, OUTCOMES_KEY, RUNS_KEY, SuiteFile
 from harness.report import results_document, summary_table, write_json
 from harness.session import RunOptions
 
 SUITE_SUFFIXES = (".suite.yaml", ".suite.yml")
+_PROGRESS_KEY = pytest.StashKey[tuple[Any, Any]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -34,6 +41,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--dtype", choices=["float32", "float64"], help="Model precision (default: the suite's).")
     group.addoption("--batch-size", type=int, metavar="N", help="Structures per batch (default: the suite's).")
     group.addoption("--harness-results", metavar="FILE", help="Write every measured value and outcome as JSON.")
+    group.addoption(
+        "--harness-html", metavar="FILE", help="Write a self-contained HTML report (tables and plots) of the run."
+    )
+    group.addoption(
+        "--harness-explain",
+        action="store_true",
+        help="Fit the SHAP surrogate of every evaluated model so the results carry its top features and R^2 even "
+        "where no check needed them (about a minute per model for 300 structures; cached). Implied by --harness-html.",
+    )
+    group.addoption(
+        "--harness-scores",
+        metavar="DIR",
+        help="Write per-atom Grad-CAM scores as extxyz per model (and a chemiscope file if chemiscope is installed).",
+    )
+    group.addoption(
+        "--harness-step", type=int, metavar="N", help="Training step of the gated checkpoint (mlff-harness history)."
+    )
+    group.addoption(
+        "--harness-date", metavar="ISO8601", help="Date of the gated checkpoint (for mlff-harness history)."
+    )
+    group.addoption("--harness-label", metavar="TEXT", help="A label of the gated checkpoint, shown in history.")
     group.addoption(
         "--harness-cache",
         metavar="DIR",
@@ -70,8 +98,33 @@ def pytest_configure(config: pytest.Config) -> None:
         cache_dir=cache_dir,
         regen_baselines=config.getoption("--harness-regen-baselines"),
     )
+    step, date = config.getoption("--harness-step"), config.getoption("--harness-date")
+    if step is not None and step < 0:
+        raise pytest.UsageError("--harness-step must be >= 0")
+    if date is not None:
+        try:
+            datetime.fromisoformat(date)
+        except ValueError:
+            raise pytest.UsageError(f"--harness-date {date!r} is not ISO 8601 (e.g. 2024-05-01T12:00)") from None
     config.stash[OUTCOMES_KEY] = []
     config.stash[RUNS_KEY] = {}
+    _start_progress(config)
+
+
+def _start_progress(config: pytest.Config) -> None:
+    """Progress bars draw on the terminal: a copy of stderr taken now, before pytest captures it."""
+    if config.getoption("verbose") < -1 or not progress.is_terminal(sys.stderr):  # -qq: no bars
+        return
+    stream = os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1)
+    config.stash[_PROGRESS_KEY] = (stream, progress.use_stream(stream))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _PROGRESS_KEY in config.stash:
+        stream, previous = config.stash[_PROGRESS_KEY]
+        progress.use_stream(previous)
+        stream.close()
+        del config.stash[_PROGRESS_KEY]
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -99,17 +152,36 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
-    path = config.getoption("--harness-results")
-    if not path or OUTCOMES_KEY not in config.stash:
+    if OUTCOMES_KEY not in config.stash:
         return
-    suites = []
-    for run in config.stash[RUNS_KEY].values():
-        evaluated = run.evaluated_models()
-        suites.append(
-            {
-                "suite": run.suite.suite,
-                "provenance": run.provenance(),
-                "accuracy": {n: run.accuracy(n) for n in evaluated},
-            }
-        )
-    write_json(Path(path), results_document(suites, config.stash[OUTCOMES_KEY]))
+    results, html, scores, explain = (
+        config.getoption(o) for o in ("--harness-results", "--harness-html", "--harness-scores", "--harness-explain")
+    )
+    runs = list(config.stash[RUNS_KEY].values())
+    if scores:
+        from harness.export import write_scores
+
+        for run in runs:
+            write_scores(run, Path(scores))
+    if not (results or html):
+        return
+    from harness.analysis import suite_section
+
+    checkpoint = {
+        "step": config.getoption("--harness-step"),
+        "date": config.getoption("--harness-date"),
+        "label": config.getoption("--harness-label"),
+    }
+    sections = []
+    for run in runs:
+        try:
+            sections.append(suite_section(run, explain="all" if html or explain else "computed"))
+        except HarnessError as err:  # e.g. its reference data never loaded: its checks already failed saying so
+            config.get_terminal_writer().line(f"mlff-harness: suite {run.suite.suite!r} left out of the report: {err}")
+    document = results_document(sections, config.stash[OUTCOMES_KEY], checkpoint=checkpoint)
+    if results:
+        write_json(Path(results), document)
+    if html:
+        from harness.html_report import write_html
+
+        write_html(Path(html), document)

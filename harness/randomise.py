@@ -29,8 +29,25 @@ def randomised_copy(module: torch.nn.Module, blocks: Sequence[str], *, seed: int
         for parameter in block.parameters():
             if parameter.numel() < 2:
                 continue
-            std, mean = parameter.detach().std(), parameter.detach().mean()
+            # drawn on the CPU in float64 whatever the model's device, so a seed
+            # gives the same weights on every device
+            std, mean = (float(v) for v in (parameter.detach().std(), parameter.detach().mean()))
             noise = torch.randn(parameter.shape, generator=generator, dtype=torch.float64)
             with torch.no_grad():
-                parameter.copy_((noise * std.double() + mean.double()).to(parameter.dtype))
+                parameter.copy_((noise * std + mean).to(device=parameter.device, dtype=parameter.dtype))
     return copied
+
+
+def cascade_stages(blocks: Sequence[str], *, cascade: bool = True) -> list[tuple[str, list[str]]]:
+    """The randomisation stages of a sanity check, each (label, blocks to re-draw).
+
+    With `cascade`, stage i re-draws blocks[0..i] (cumulative from the output
+    backwards, Adebayo et al.'s cascading randomisation), labelled by the block
+    it adds; the last stage re-draws every block. Without, one stage 'all'.
+    """
+    blocks = list(blocks)
+    if not blocks:
+        raise ValueError("no blocks to randomise")
+    if not cascade:
+        return [("all", blocks)]
+    return [(block, blocks[: i + 1]) for i, block in enumerate(blocks)]

@@ -15,6 +15,7 @@ import numpy as np
 
 from harness import __version__
 from harness.checks import CheckOutcome
+from harness.errors import DataError
 
 RESULTS_FORMAT = "mlff-harness-results/1"
 
@@ -26,16 +27,19 @@ def _fmt(value: float | None) -> str:
 
 
 def summary_table(outcomes: Sequence[CheckOutcome], accuracy: Mapping[str, Mapping[str, float]]) -> str:
-    """A plain-text table: one row per measured value, then RMSE per model."""
-    rows = [("model", "check", "metric", "value", "threshold", "result")]
+    """A plain-text table: one row per measured value (with its bootstrap interval, if any), then RMSE per model."""
+    rows = [("model", "check", "metric", "value", "interval", "threshold", "result")]
     for o in outcomes:
         for m in o.measurements:
             result = "PASS" if m.passed else ("not judged" if not m.evaluated else "FAIL")
-            rows.append((o.model, o.check, m.metric, _fmt(m.value), m.bound.describe(), result))
+            interval = ""
+            if m.interval is not None:
+                interval = f"[{_fmt(m.interval.low)}, {_fmt(m.interval.high)}] {m.interval.level:.0%}"
+            rows.append((o.model, o.check, m.metric, _fmt(m.value), interval, m.bound.describe(), result))
         if o.reason:
-            rows.append((o.model, o.check, "reason", "", "", f"FAIL: {o.reason}"))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:5], widths)) + "  " + row[5] for row in rows]
+            rows.append((o.model, o.check, "reason", "", "", "", f"FAIL: {o.reason}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(6)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:6], widths)) + "  " + row[6] for row in rows]
     lines.insert(1, "-" * len(lines[0]))
     if accuracy:
         lines.append("")
@@ -73,19 +77,30 @@ def results_document(
     outcomes: Sequence[CheckOutcome],
     *,
     timestamp: datetime | None = None,
+    checkpoint: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The versioned results document of one run."""
+    """The versioned results document of one run (its JSON Schema: harness/schemas/results-1.schema.json).
+
+    ``suites`` are the per-suite sections (harness.analysis.suite_section);
+    ``checkpoint`` places the run in a training run for `mlff-harness history`:
+    ``{"step": int, "date": ISO 8601 str, "label": str}``, each optional.
+    """
     when = (timestamp or datetime.now(timezone.utc)).isoformat(timespec="seconds")
-    return _clean(
-        {
-            "format": RESULTS_FORMAT,
-            "harness_version": __version__,
-            "created": when,
-            "suites": list(suites),
-            "outcomes": [o.to_json() for o in outcomes],
-            "passed": bool(outcomes) and all(o.passed for o in outcomes),  # an empty run is no pass
-        }
-    )
+    document: dict[str, Any] = {
+        "format": RESULTS_FORMAT,
+        "harness_version": __version__,
+        "created": when,
+        "suites": list(suites),
+        "outcomes": [o.to_json() for o in outcomes],
+        "passed": bool(outcomes) and all(o.passed for o in outcomes),  # an empty run is no pass
+    }
+    checkpoint = {k: v for k, v in (checkpoint or {}).items() if v is not None}
+    unknown = sorted(set(checkpoint) - {"step", "date", "label"})
+    if unknown:
+        raise DataError(f"unknown checkpoint field(s) {unknown} (fix: use step, date, label)")
+    if checkpoint:
+        document["checkpoint"] = checkpoint
+    return _clean(document)
 
 
 def _umask() -> int:

@@ -73,6 +73,50 @@ class Bound(Strict):
         return f"<= {self.max:g}"
 
 
+class IntervalBound(Bound):
+    """A threshold on a measured value that comes with a bootstrap confidence interval.
+
+    ``on`` selects what is compared with min/max: the point value, or the low or
+    high end of the interval (a gate on ``ci_low`` with a ``min`` asks that the
+    value is above the threshold with the interval's confidence).
+    """
+
+    on: Literal["point", "ci_low", "ci_high"] = Field(
+        "point", description="What the bound gates: the point value, or the interval's low or high end."
+    )
+    min_resample_share: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="Also require the bound to hold in at least this share of the bootstrap resamples "
+        "(e.g. 0.9); off by default.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml11_on(cls, data: Any) -> Any:
+        """A YAML 1.1 parser reads the key `on` as True; take it back (the suite loader reads YAML 1.2 booleans)."""
+        if isinstance(data, dict) and True in data and "on" not in data:
+            data = {("on" if k is True else k): v for k, v in data.items()}
+        return data
+
+    def describe(self) -> str:
+        text = super().describe()
+        if self.on != "point":
+            text += f" on {self.on}"
+        if self.min_resample_share is not None:
+            text += f" in >= {self.min_resample_share:g} of resamples"
+        return text
+
+
+class Bootstrap(Strict):
+    """Bootstrap over structures: resample the structures with replacement and recompute the value."""
+
+    n_resamples: int = Field(1000, ge=10, le=100_000, description="Number of bootstrap resamples.")
+    level: float = Field(0.95, gt=0, lt=1, description="Confidence level of the percentile interval.")
+    seed: int | None = Field(None, ge=0, description="Seed of the resampling; default: settings.seed.")
+
+
 class ModelSpec(Strict):
     """A MACE checkpoint, pinned by its sha256."""
 
@@ -204,14 +248,93 @@ class CheckBase(Strict):
         return {k: v for k, v in self if isinstance(v, Bound)}
 
 
+def group_label(value: Any) -> str:
+    """How a group value of atoms.info is named in suites and reports (600.0 -> '600', True -> 'true')."""
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()  # numpy scalars from extxyz
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, (int, str)):
+        return str(value)
+    raise ValueError(f"group value {value!r} must be a string, number or boolean")
+
+
+class ElementAccuracy(Strict):
+    """Force errors on the atoms of one element (force components of those atoms only)."""
+
+    force_rmse_meV_per_A: Bound | None = Field(None, description="RMSE of the element's force components, meV/A.")
+    force_mae_meV_per_A: Bound | None = Field(None, description="MAE of the element's force components, meV/A.")
+
+
+class GroupAccuracy(Strict):
+    """Errors on the structures of one group (one value of the check's `group_by` key)."""
+
+    energy_rmse_meV_per_atom: Bound | None = Field(None, description="RMSE of per-atom energies, meV/atom.")
+    energy_mae_meV_per_atom: Bound | None = Field(None, description="MAE of per-atom energies, meV/atom.")
+    force_rmse_meV_per_A: Bound | None = Field(None, description="RMSE of force components, meV/A.")
+    force_mae_meV_per_A: Bound | None = Field(None, description="MAE of force components, meV/A.")
+
+
 class AccuracyCheck(CheckBase):
-    """Energy and force errors against the reference labels."""
+    """Energy and force errors against the reference labels, overall, per element and per group.
+
+    Per-element force errors and (with `group_by`) per-group errors are always
+    reported; `per_element` and `per_group` gate them, e.g.
+    `per_element: {Cr: {force_rmse_meV_per_A: {max: 80}}}` (metric
+    `per_element.Cr.force_rmse_meV_per_A` in reports).
+    """
 
     kind: Literal["accuracy"] = Field(description="The check kind (the key of the list item in YAML).")
     energy_rmse_meV_per_atom: Bound | None = Field(None, description="RMSE of per-atom energies, meV/atom.")
     energy_mae_meV_per_atom: Bound | None = Field(None, description="MAE of per-atom energies, meV/atom.")
     force_rmse_meV_per_A: Bound | None = Field(None, description="RMSE of force components, meV/A.")
     force_mae_meV_per_A: Bound | None = Field(None, description="MAE of force components, meV/A.")
+    per_element: dict[str, ElementAccuracy] = Field(
+        default_factory=dict, description="Force-error bounds per element symbol, e.g. {Cr: {force_rmse_meV_per_A: {max: 80}}}."
+    )
+    group_by: str | None = Field(
+        None, min_length=1, description="atoms.info key that groups structures for per-group errors (e.g. config_type)."
+    )
+    per_group: dict[str, GroupAccuracy] = Field(
+        default_factory=dict,
+        description="Error bounds per value of `group_by` (numbers are written as in YAML: 600.0 -> '600').",
+    )
+
+    @field_validator("per_element")
+    @classmethod
+    def _element_keys(cls, value: dict[str, ElementAccuracy]) -> dict[str, ElementAccuracy]:
+        for element, body in value.items():
+            _element(element)
+            if not any(isinstance(v, Bound) for _, v in body):
+                raise ValueError(f"per_element.{element} has no threshold: give force_rmse_meV_per_A or force_mae_meV_per_A")
+        return value
+
+    @field_validator("per_group", mode="before")
+    @classmethod
+    def _group_keys(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {group_label(k): v for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _groups(self) -> AccuracyCheck:
+        if self.per_group and self.group_by is None:
+            raise ValueError("per_group needs 'group_by' (the atoms.info key whose values name the groups)")
+        for label, body in self.per_group.items():
+            if not any(isinstance(v, Bound) for _, v in body):
+                raise ValueError(f"per_group.{label} has no threshold: bound one of its metrics")
+        return self
+
+    def bounds(self) -> dict[str, Bound]:
+        """Top-level metrics, then `per_element.<El>.<metric>` and `per_group.<label>.<metric>`."""
+        out = super().bounds()
+        for element, body in self.per_element.items():
+            out.update({f"per_element.{element}.{k}": v for k, v in body if isinstance(v, Bound)})
+        for label, body in self.per_group.items():
+            out.update({f"per_group.{label}.{k}": v for k, v in body if isinstance(v, Bound)})
+        return out
 
 
 class GradcamLocusCheck(CheckBase):
@@ -321,8 +444,101 @@ class RegressionCheck(CheckBase):
     )
 
 
+class FaithfulnessBase(CheckBase):
+    """Fields of the checks that report a bootstrap interval over structures."""
+
+    bootstrap: Bootstrap = Field(default_factory=Bootstrap, description="Bootstrap over structures for the interval.")
+    max_structures: int | None = Field(
+        None, ge=1, description="Use only the first this-many reference structures (cost control); default all."
+    )
+
+
+class AttributionFaithfulnessCheck(FaithfulnessBase):
+    """Do the atoms Grad-CAM ranks highest matter to the model's energy more than random atoms?
+
+    Per structure: displace the top-k atoms by `amplitude_A` along seeded random
+    unit directions (`draws` times) and record |dE|; the same for k random atoms.
+    Perturbed copies of a structure are evaluated in one batch.
+    """
+
+    kind: Literal["attribution_faithfulness"] = Field(description="The check kind (the key of the list item in YAML).")
+    k: int = Field(3, ge=1, description="Atoms displaced for the ratio (top-k by score vs k random).")
+    k_max: int = Field(5, ge=1, description="K: the perturbation curves run over k = 1..K atoms.")
+    amplitude_A: float = Field(0.1, gt=0, le=1.0, description="Displacement of each perturbed atom, Angstrom.")
+    draws: int = Field(4, ge=1, le=64, description="Random draws (directions; random atom sets) per k.")
+    seed: int | None = Field(None, ge=0, description="Seed of directions and random atoms; default: settings.seed.")
+    top_to_random_dE_ratio: IntervalBound | None = Field(
+        None, description="mean |dE| displacing the top-k atoms / mean |dE| displacing k random atoms (1: no better than chance)."
+    )
+    curve_area: IntervalBound | None = Field(
+        None,
+        description="(sum_k |dE|top - sum_k |dE|random) / (sum_k |dE|top + sum_k |dE|random) over k = 1..K, "
+        "in [-1, 1] (0: attribution order no better than random order).",
+    )
+
+    @model_validator(mode="after")
+    def _k(self) -> AttributionFaithfulnessCheck:
+        if self.k > self.k_max:
+            raise ValueError(f"k ({self.k}) must not exceed k_max ({self.k_max}): the ratio is read off the curve")
+        return self
+
+
+class RandomisationSanityCheck(FaithfulnessBase):
+    """Does the Grad-CAM map depend on the trained weights (Adebayo et al., 2018)?
+
+    The candidate's own architecture with weights re-drawn in memory (seeded,
+    never written): cascading from the readout backwards one block at a time,
+    the last stage being every layer. Value: Spearman correlation of per-atom
+    scores, trained vs randomised, per structure, averaged.
+    """
+
+    kind: Literal["randomisation_sanity"] = Field(description="The check kind (the key of the list item in YAML).")
+    cascade: bool = Field(True, description="Randomise cumulatively block by block from the readout; false: all layers only.")
+    seed: int | None = Field(None, ge=0, description="Seed of the re-drawn weights; default: settings.seed.")
+    max_rank_correlation: IntervalBound | None = Field(
+        None, description="Largest mean per-structure Spearman correlation over the cascade stages (gate with max)."
+    )
+    all_layers_rank_correlation: IntervalBound | None = Field(
+        None, description="Mean per-structure Spearman correlation with every layer randomised."
+    )
+
+
+class SurrogateFaithfulnessCheck(FaithfulnessBase):
+    """Do the top SHAP features carry the surrogate's prediction on held-out structures?
+
+    The surrogate (suite's settings) is fitted on a seeded training split and
+    ranked by mean |SHAP| there; on the held-out structures the top-N features
+    are replaced by their training means and the drop of R^2 is compared with
+    replacing N random features (`draws` times).
+    """
+
+    kind: Literal["surrogate_faithfulness"] = Field(description="The check kind (the key of the list item in YAML).")
+    top_n: int = Field(5, ge=1, description="N: features replaced by their training means.")
+    draws: int = Field(20, ge=1, le=1000, description="Random draws of N features.")
+    holdout_fraction: float = Field(0.3, gt=0, lt=1, description="Share of the structures held out of the fit.")
+    seed: int | None = Field(None, ge=0, description="Seed of the split and the random features; default: settings.seed.")
+    heldout_r2: Bound = Field(
+        Bound(min=0.5), description="Surrogate R^2 on the held-out structures; gates the other metrics."
+    )
+    top_to_random_r2_drop_ratio: IntervalBound | None = Field(
+        None, description="Drop of held-out R^2 removing the top-N SHAP features / mean drop removing N random features."
+    )
+    top_r2_drop: IntervalBound | None = Field(
+        None, description="Drop of held-out R^2 when the top-N SHAP features are replaced by their training means."
+    )
+
+
 Check = Annotated[
-    Union[AccuracyCheck, GradcamLocusCheck, ShapClassesCheck, OverlapCheck, RegressionCheck],
+    Union[
+        AccuracyCheck,
+        GradcamLocusCheck,
+        ShapClassesCheck,
+        OverlapCheck,
+        RegressionCheck,
+        AttributionFaithfulnessCheck,
+        RandomisationSanityCheck,
+        SurrogateFaithfulnessCheck,
+    ],
     Field(discriminator="kind"),
 ]
 _CHECK_MODELS: dict[str, type[CheckBase]] = {
@@ -331,6 +547,9 @@ _CHECK_MODELS: dict[str, type[CheckBase]] = {
     "shap_classes": ShapClassesCheck,
     "overlap": OverlapCheck,
     "regression": RegressionCheck,
+    "attribution_faithfulness": AttributionFaithfulnessCheck,
+    "randomisation_sanity": RandomisationSanityCheck,
+    "surrogate_faithfulness": SurrogateFaithfulnessCheck,
 }
 CHECK_KINDS: tuple[str, ...] = tuple(_CHECK_MODELS)
 

@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from harness.metrics import accuracy_metrics, normalise_by, normalise_per_struct
 from harness.models import ModelOutputs, gradcam_variant
 from harness.reference import ReferenceSet, load_reference, sha256_file
 from harness.schema import CANDIDATE
+
+if TYPE_CHECKING:
+    from harness.mace_adapter import MaceModel
 
 Device = Literal["cpu", "cuda"]
 
@@ -81,6 +84,7 @@ class SuiteRun:
         self._outputs: dict[str, ModelOutputs] = {}
         self._explanations: dict[str, Explanation] = {}
         self._identities: dict[str, str] = {}
+        self._models: dict[str, MaceModel] = {}
 
     # --- settings -------------------------------------------------------------------------------
 
@@ -152,20 +156,31 @@ class SuiteRun:
             )
         return self._outputs[name]
 
-    def _evaluate(self, name: str) -> dict[str, np.ndarray]:
-        from harness.mace_adapter import MaceModel  # the only place a model family is chosen
+    def evaluation_key(self, name: str) -> str:
+        """Cache key of a model's outputs: checkpoint, reference data, layer, dtype and device."""
+        return self._evaluation_key(name)
 
-        ref = self.model_ref(name)
-        model = MaceModel.load(
-            ref.path,
-            device=self.options.device,
-            dtype=self.dtype,
-            name=name,
-            expected_sha256=ref.sha256,
-            allow_unpinned=self.options.allow_unpinned,
-        )
-        if model.identity != self.identity(name):
-            raise ModelError(f"checkpoint {ref.path} changed while the suite was running")
+    def model(self, name: str) -> MaceModel:
+        """The loaded model (pinned, hashed before unpickling); loaded once per run."""
+        if name not in self._models:
+            from harness.mace_adapter import MaceModel  # the only place a model family is chosen
+
+            ref = self.model_ref(name)
+            model = MaceModel.load(
+                ref.path,
+                device=self.options.device,
+                dtype=self.dtype,
+                name=name,
+                expected_sha256=ref.sha256,
+                allow_unpinned=self.options.allow_unpinned,
+            )
+            if model.identity != self.identity(name):
+                raise ModelError(f"checkpoint {ref.path} changed while the suite was running")
+            self._models[name] = model
+        return self._models[name]
+
+    def _evaluate(self, name: str) -> dict[str, np.ndarray]:
+        model = self.model(name)
         out = model.evaluate(
             list(self.reference.structures),
             batch_size=self.batch_size,

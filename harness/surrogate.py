@@ -150,16 +150,22 @@ class ErrorSurrogate:
         s = self.settings
         x, yv, names = _validate(X, y, feature_names, s.cv_folds)
 
+        from harness.progress import bar
+
         folds = KFold(n_splits=s.cv_folds, shuffle=True, random_state=s.seed)
         scores = []
-        for train, test in folds.split(x):
-            model = self._new_model().fit(x[train], yv[train])
-            scores.append(r2_score(yv[test], model.predict(x[test])))
-        self.cv_r2_folds_ = np.asarray(scores, dtype=np.float64)
-        self.cv_r2_ = float(np.mean(self.cv_r2_folds_))
+        with bar(desc="surrogate (CV folds, fit, SHAP)", total=s.cv_folds + 2, unit="step") as steps:
+            for train, test in folds.split(x):
+                model = self._new_model().fit(x[train], yv[train])
+                scores.append(r2_score(yv[test], model.predict(x[test])))
+                steps.update()
+            self.cv_r2_folds_ = np.asarray(scores, dtype=np.float64)
+            self.cv_r2_ = float(np.mean(self.cv_r2_folds_))
 
-        self.model_ = self._new_model().fit(x, yv)
-        shap_values = shap.TreeExplainer(self.model_).shap_values(x)
+            self.model_ = self._new_model().fit(x, yv)
+            steps.update()
+            shap_values = shap.TreeExplainer(self.model_).shap_values(x)
+            steps.update()
         self.shap_values_ = np.asarray(shap_values, dtype=np.float64).reshape(x.shape)
         self.importance_ = np.mean(np.abs(self.shap_values_), axis=0)
         self.feature_names_ = names

@@ -103,6 +103,14 @@ EXPECTED: dict[str, tuple[int, str | None, str]] = {
     "reserved_model_name_candidate.yaml": (5, "models.compare_with", "'candidate' is reserved"),
     "r_cut_not_positive.yaml": (7, "descriptor.soap.r_cut_A", "Input should be greater than 0"),
     "n_max_zero.yaml": (7, "descriptor.soap.n_max", "greater than or equal to 1"),
+    # issue 10: interval bounds, accuracy breakdown, faithfulness parameters
+    "interval_bound_on_unknown.yaml": (
+        9,
+        "checks[0].attribution_faithfulness.top_to_random_dE_ratio.on",
+        "Input should be 'point', 'ci_low' or 'ci_high'",
+    ),
+    "per_group_without_group_by.yaml": (6, "checks[0].accuracy", "per_group needs 'group_by'"),
+    "faithfulness_k_above_k_max.yaml": (6, "checks[0].attribution_faithfulness", "k (6) must not exceed k_max (5)"),
 }
 
 

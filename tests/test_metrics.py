@@ -306,3 +306,49 @@ def test_share_with_radial_counts_n_or_n_prime() -> None:
     assert share_with_radial(names, [1]) == pytest.approx(0.5)  # n13 and n41
     assert share_with_radial(names, [2, 4]) == pytest.approx(0.75)
     assert np.isnan(share_with_radial([], [1]))
+
+
+# --- issue 10: accuracy broken down, per-structure rank correlations ---------------------------
+
+
+def test_force_errors_by_element_known_answer() -> None:
+    from harness.metrics import force_errors_by_element
+
+    symbols = np.array(["Cr", "Te", "Te"])
+    ref = np.zeros((3, 3))
+    model = np.array([[0.003, 0.0, -0.004], [0.001, 0.001, 0.001], [-0.001, -0.001, -0.001]])  # eV/A
+    out = force_errors_by_element(model, ref, symbols)
+    # Cr: components (3, 0, -4) meV/A -> RMSE sqrt(25/3), MAE 7/3; Te: six components of 1 meV/A
+    assert out["Cr"]["force_rmse_meV_per_A"] == pytest.approx(np.sqrt(25 / 3))
+    assert out["Cr"]["force_mae_meV_per_A"] == pytest.approx(7 / 3)
+    assert out["Te"] == pytest.approx({"force_rmse_meV_per_A": 1.0, "force_mae_meV_per_A": 1.0})
+    with pytest.raises(ValueError):
+        force_errors_by_element(model, ref, symbols[:2])
+
+
+def test_accuracy_by_group_equals_accuracy_of_each_subset() -> None:
+    from harness.metrics import accuracy_by_group
+
+    n_atoms = np.array([2, 3, 2])
+    e_ref = np.zeros(3)
+    e_model = np.array([0.002, 0.006, -0.004])  # eV: 1, 2, -2 meV/atom
+    f_ref = np.zeros((7, 3))
+    f_model = np.zeros((7, 3))
+    f_model[2:5] = 0.010  # every force component of structure 1 is off by 10 meV/A
+    out = accuracy_by_group(e_model, e_ref, f_model, f_ref, n_atoms, ["a", "b", "a"])
+    assert sorted(out) == ["a", "b"]
+    assert out["a"]["energy_rmse_meV_per_atom"] == pytest.approx(np.sqrt((1 + 4) / 2))
+    assert out["a"]["force_rmse_meV_per_A"] == 0.0
+    assert out["b"]["energy_mae_meV_per_atom"] == pytest.approx(2.0)
+    assert out["b"]["force_rmse_meV_per_A"] == pytest.approx(10.0)
+    with pytest.raises(ValueError):
+        accuracy_by_group(e_model, e_ref, f_model, f_ref, n_atoms, ["a", "b"])
+
+
+def test_rank_correlations_per_structure() -> None:
+    from harness.metrics import rank_correlations
+
+    a = np.array([1.0, 2.0, 3.0, 1.0, 2.0, 3.0, 5.0, 5.0])
+    b = np.array([1.0, 2.0, 3.0, 3.0, 2.0, 1.0, 1.0, 2.0])
+    out = rank_correlations(a, b, np.array([0, 3, 6, 8]))
+    assert out[0] == pytest.approx(1.0) and out[1] == pytest.approx(-1.0) and np.isnan(out[2])

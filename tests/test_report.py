@@ -192,3 +192,17 @@ def test_write_json_is_deterministic_and_valid(tmp_path: Path) -> None:
 def test_non_finite_values_become_null(value: float) -> None:
     doc = results_document([{"x": value, "y": [value, {"z": value}]}], [], timestamp=WHEN)
     assert doc["suites"] == [{"x": None, "y": [None, {"z": None}]}]
+
+
+def test_results_document_checkpoint_places_the_run() -> None:
+    doc = results_document([], _outcomes(), timestamp=WHEN, checkpoint={"step": 1200, "date": None, "label": "ep 3"})
+    assert doc["checkpoint"] == {"step": 1200, "label": "ep 3"}  # None fields are dropped
+    assert "checkpoint" not in results_document([], _outcomes(), timestamp=WHEN, checkpoint={"step": None})
+    assert "checkpoint" not in results_document([], _outcomes(), timestamp=WHEN)
+
+
+def test_results_document_refuses_unknown_checkpoint_fields() -> None:
+    from harness.errors import DataError
+
+    with pytest.raises(DataError, match=r"unknown checkpoint field\(s\) \['epoch'\]"):
+        results_document([], _outcomes(), timestamp=WHEN, checkpoint={"epoch": 3})

@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from harness import schema as schema_module
-from harness.loader import load_suite
-from harness.schema import Bound, Strict, json_schema
+from harness.loader import load_suite, parse_yaml
+from harness.schema import AccuracyCheck, Bound, IntervalBound, Strict, json_schema
 
 REPO = Path(__file__).resolve().parent.parent
 SUITES = sorted((REPO / "suites").glob("**/*.suite.yaml"))
@@ -111,14 +111,19 @@ def test_json_schema_rejects_malformed(name: str) -> None:
 @pytest.mark.parametrize("path", SUITES, ids=lambda p: str(p.relative_to(REPO)))
 def test_shipped_suite_loads_and_matches_json_schema(path: Path) -> None:
     load_suite(path)
-    jsonschema.Draft202012Validator(json_schema()).validate(yaml.safe_load(path.read_text()))
+    jsonschema.Draft202012Validator(json_schema()).validate(_yaml12(path))
 
 
 @pytest.mark.skipif(not ALL_SUITE_YAML, reason="no YAML under suites/ yet")
 @pytest.mark.parametrize("path", ALL_SUITE_YAML, ids=lambda p: str(p.relative_to(REPO)))
 def test_every_yaml_under_suites_matches_json_schema(path: Path) -> None:
     """Also the non-gate inputs (e.g. measure.yaml); loading them needs the reference data."""
-    jsonschema.Draft202012Validator(json_schema()).validate(yaml.safe_load(path.read_text()))
+    jsonschema.Draft202012Validator(json_schema()).validate(_yaml12(path))
+
+
+def _yaml12(path: Path) -> Any:
+    """A suite as the harness reads it (YAML 1.2 booleans: the key `on` is a string, as in any YAML 1.2 parser)."""
+    return parse_yaml(path.read_text(), path)[0]
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -182,3 +187,89 @@ def test_bound_describe(bound: Bound, text: str) -> None:
 def test_bound_rejects(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Bound(**kwargs)
+
+
+# --------------------------------------------------------------------------- issue 10
+
+NEW_KINDS = """\
+  - accuracy:
+      per_element: {Cr: {force_rmse_meV_per_A: {max: 80}}}
+      group_by: temperature_K
+      per_group: {600.0: {energy_rmse_meV_per_atom: {max: 3}}, 300: {force_rmse_meV_per_A: {max: 60}}}
+  - attribution_faithfulness:
+      k: 2
+      k_max: 4
+      amplitude_A: 0.05
+      draws: 3
+      seed: 1
+      bootstrap: {n_resamples: 500, level: 0.9, seed: 2}
+      top_to_random_dE_ratio: {min: 2.0, on: ci_low}
+      curve_area: {min: 0.1, min_resample_share: 0.9}
+  - randomisation_sanity:
+      max_structures: 50
+      max_rank_correlation: {max: 0.5, on: ci_high}
+  - surrogate_faithfulness:
+      top_n: 10
+      top_to_random_r2_drop_ratio: {min: 2.0, on: ci_low}
+"""
+
+
+@pytest.fixture
+def new_kinds(tmp_path: Path) -> Path:
+    (tmp_path / "structures.extxyz").write_text("")
+    (tmp_path / "m.model").write_text("")
+    path = tmp_path / "new.yaml"
+    path.write_text(DEMO.split("checks:")[0] + "checks:\n" + NEW_KINDS)
+    return path
+
+
+def test_new_check_kinds_load_and_match_json_schema(new_kinds: Path) -> None:
+    suite = load_suite(new_kinds).suite
+    accuracy, attribution, randomisation, surrogate = suite.checks
+    assert isinstance(accuracy, AccuracyCheck)
+    assert sorted(accuracy.per_group) == ["300", "600"]  # YAML numbers name groups as written, 600.0 -> '600'
+    assert set(accuracy.bounds()) == {
+        "per_element.Cr.force_rmse_meV_per_A",
+        "per_group.600.energy_rmse_meV_per_atom",
+        "per_group.300.force_rmse_meV_per_A",
+    }
+    ratio = attribution.top_to_random_dE_ratio
+    assert isinstance(ratio, IntervalBound) and ratio.on == "ci_low" and ratio.min == 2.0
+    assert attribution.curve_area.on == "point" and attribution.curve_area.min_resample_share == 0.9
+    assert (attribution.bootstrap.n_resamples, attribution.bootstrap.level, attribution.bootstrap.seed) == (500, 0.9, 2)
+    assert randomisation.cascade is True and randomisation.max_rank_correlation.on == "ci_high"
+    assert surrogate.heldout_r2.min == 0.5 and surrogate.draws == 20  # documented defaults
+    jsonschema.Draft202012Validator(json_schema()).validate(_yaml12(new_kinds))
+
+
+def test_json_schema_documents_the_new_kinds_and_on() -> None:
+    schema = json_schema()
+    kinds = [next(iter(item["properties"])) for item in schema["properties"]["checks"]["items"]["oneOf"]]
+    assert {"attribution_faithfulness", "randomisation_sanity", "surrogate_faithfulness"} <= set(kinds)
+    on = schema["$defs"]["IntervalBound"]["properties"]["on"]
+    assert on["enum"] == ["point", "ci_low", "ci_high"] and on["default"] == "point" and "interval" in on["description"]
+    faithfulness = schema["$defs"]["AttributionFaithfulnessCheck"]["properties"]
+    for field, default in (("k", 3), ("k_max", 5), ("amplitude_A", 0.1), ("draws", 4)):
+        assert faithfulness[field]["default"] == default and faithfulness[field]["description"]
+    assert "IntervalBound" in json.dumps(faithfulness["top_to_random_dE_ratio"])
+
+
+def test_yaml11_on_key_is_taken_back() -> None:
+    """A YAML 1.1 parser (yaml.safe_load) reads `on:` as True; the bound still understands it."""
+    data = yaml.safe_load("{min: 1.0, on: ci_low}")
+    assert True in data
+    assert IntervalBound.model_validate(data).on == "ci_low"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"per_element": {"Xx": {"force_rmse_meV_per_A": {"max": 1}}}}, "'Xx' is not a chemical element symbol"),
+        ({"per_element": {"Cr": {}}}, "per_element.Cr has no threshold"),
+        ({"group_by": "t", "per_group": {"a": {}}}, "per_group.a has no threshold"),
+        ({"per_group": {"a": {"energy_rmse_meV_per_atom": {"max": 1}}}}, "per_group needs 'group_by'"),
+    ],
+)
+def test_accuracy_breakdown_rejects(body: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        AccuracyCheck(kind="accuracy", **body)

@@ -39,6 +39,11 @@ def _failed_checks(doc: dict) -> set[str]:
     return {o["check"] for o in doc["outcomes"] if not o["passed"]}
 
 
+def _measurement(doc: dict, check: str, metric: str) -> dict:
+    outcome = next(o for o in doc["outcomes"] if o["check"] == check)
+    return next(m for m in outcome["measurements"] if m["metric"] == metric)
+
+
 def _as_candidate(name: str) -> tuple[str, str]:
     path = CHECKPOINTS / name
     return f"--candidate={path}", f"--candidate-sha256={sha256_file(path)}"
@@ -47,6 +52,7 @@ def _as_candidate(name: str) -> tuple[str, str]:
 def test_gate_passes_the_release_candidate(pytester: pytest.Pytester, cache: Path) -> None:
     run, doc = _gate(pytester, cache)
     run.assert_outcomes(passed=3)
+    assert _measurement(doc, "dopant-locus", "mean_ratio_to_host")["value"] == pytest.approx(0.963, abs=0.001)
     run.stdout.fnmatch_lines(["*mlff-harness summary*", "*candidate*attribution-drift*gradcam_rank_correlation*PASS*"])
     assert doc["passed"] is True
     accuracy = doc["suites"][0]["accuracy"]["candidate"]
@@ -56,11 +62,22 @@ def test_gate_passes_the_release_candidate(pytester: pytest.Pytester, cache: Pat
 def test_gate_fails_the_layer_randomised_copy(pytester: pytest.Pytester, cache: Path) -> None:
     run, doc = _gate(pytester, cache, *_as_candidate("randomised_last_layer.model.gz"))
     assert run.ret == 1
-    # meant to be caught by the attribution regression check; accuracy catches it too
-    assert _failed_checks(doc) == {"accuracy", "attribution-drift"}
-    drift = next(o for o in doc["outcomes"] if o["check"] == "attribution-drift")
-    correlation = next(m for m in drift["measurements"] if m["metric"] == "gradcam_rank_correlation")
-    assert correlation["value"] < 0.5 and not correlation["passed"]
+    # meant to be caught by the attribution regression check; accuracy and the
+    # dopant locus (Cr/host 0.000: it no longer looks at Cr) catch it too
+    assert _failed_checks(doc) == {"accuracy", "dopant-locus", "attribution-drift"}
+    assert _measurement(doc, "attribution-drift", "gradcam_rank_correlation")["value"] < 0.5
+
+
+def test_gate_fails_the_dopant_blind_model(pytester: pytest.Pytester, cache: Path) -> None:
+    run, doc = _gate(pytester, cache, *_as_candidate("dopant_blind.model.gz"))
+    assert run.ret == 1
+    # meant to be caught by the dopant locus: its Cr parameters never saw the doped
+    # slab, and Grad-CAM shows it ignores Cr (CALIBRATION.md: Cr/host 0.006)
+    locus = _measurement(doc, "dopant-locus", "mean_ratio_to_host")
+    assert locus["value"] < 0.05 and not locus["passed"]
+    cr_forces = _measurement(doc, "accuracy", "per_element.Cr.force_rmse_meV_per_A")
+    assert cr_forces["value"] > 300 and not cr_forces["passed"]
+    assert _failed_checks(doc) == {"accuracy", "dopant-locus", "attribution-drift"}
 
 
 @pytest.mark.xfail(strict=True, reason="known gap (CALIBRATION.md): the planted Cr-Cr term is too weak to move "

@@ -76,6 +76,25 @@ def test_same_suite_twice_gives_identical_results(pytester: pytest.Pytester, tin
     assert outputs[0] == outputs[1]
 
 
+def test_gate_gives_the_same_results_on_the_safe_checkpoint(pytester: pytest.Pytester, tiny_suite: Path) -> None:
+    from harness.convert import convert_checkpoint
+
+    folder = tiny_suite.parent
+    pin = sha256_file(folder / "tiny.model")
+    report = convert_checkpoint(folder / "tiny.model", folder / "tiny.safetensors", expected_sha256=pin)
+    text = tiny_suite.read_text()
+    assert f"tiny.model, sha256: {pin}" in text
+    safe_suite = folder / "safe.suite.yaml"
+    safe_suite.write_text(text.replace(f"tiny.model, sha256: {pin}", f"tiny.safetensors, sha256: {report.output_sha256}"))
+    outcomes = []
+    for suite in (tiny_suite, safe_suite):
+        results = folder / f"{suite.name}.json"
+        result = pytester.runpytest(str(suite), "-p", "no:cacheprovider", "--harness-no-cache", f"--harness-results={results}")
+        result.assert_outcomes(passed=3)
+        outcomes.append(json.dumps(json.loads(results.read_text())["outcomes"], sort_keys=True).replace(suite.name, "SUITE"))
+    assert outcomes[0] == outcomes[1]
+
+
 @pytest.fixture
 def tiny_suite(tmp_path: Path) -> Path:
     """A tiny random model, 12 labelled structures, and a suite with a SHAP check."""
