@@ -13,6 +13,7 @@ import numpy as np
 
 from harness import metrics
 from harness.session import SuiteRun
+from harness.stability import element_mean_intervals, top_n_frequency
 
 
 def measure_model(run: SuiteRun, name: str, *, element: str = "Cr", top_k: int = 10, top_n: int = 20) -> dict[str, Any]:
@@ -22,6 +23,7 @@ def measure_model(run: SuiteRun, name: str, *, element: str = "Cr", top_k: int =
     scores = run.scores(name)
     explanation = run.explanation(name)
     top = explanation.top(top_n)
+    element_ci = element_mean_intervals(scores, ref.symbols, ref.offsets, seed=run.suite.settings.seed)
     top10_atoms = [
         ref.symbols[ref.offsets[i] + metrics.top_k_indices(s, top_k)].tolist()
         for i, s in enumerate(metrics.split(scores, ref.offsets))
@@ -32,6 +34,7 @@ def measure_model(run: SuiteRun, name: str, *, element: str = "Cr", top_k: int =
             "variant": run.suite.attribution.variant,
             "normalisation": run.suite.attribution.normalisation,
             "per_element_mean": metrics.per_element_mean(scores, ref.symbols),
+            "per_element_mean_ci95": {el: [iv.low, iv.high] for el, iv in element_ci.items()},
             "overall_mean": float(np.mean(scores)),
             "max": float(np.max(scores)),
             "relu_zero_fraction": metrics.relu_zero_fraction(raw),
@@ -45,6 +48,10 @@ def measure_model(run: SuiteRun, name: str, *, element: str = "Cr", top_k: int =
         "shap": {
             "surrogate_cv_r2": explanation.cv_r2,
             "top": [{"name": n, "mean_abs_shap": v} for n, v in zip(top, explanation.importance_of(top))],
+            # share of 200 structure resamples in which each feature is in the top N
+            "top_n_frequency": top_n_frequency(
+                explanation.shap_values, explanation.feature_names, top_n, seed=run.suite.settings.seed
+            ),
             "involving_share": metrics.share_involving(top, element),
             "angular_histogram": {str(k): v for k, v in metrics.angular_histogram(top).items()},
             "pair_histogram": metrics.pair_histogram(top),

@@ -64,6 +64,7 @@ class Explanation:
     feature_names: tuple[str, ...]
     importance: np.ndarray  # mean |SHAP| per feature, aligned with feature_names
     ranking: tuple[str, ...]  # feature names by importance, descending
+    shap_values: np.ndarray  # (S, F) SHAP values per structure (for bootstrap stability)
 
     def top(self, n: int) -> list[str]:
         return list(self.ranking[:n])
@@ -260,6 +261,7 @@ class SuiteRun:
                 self.suite.descriptor.soap.model_dump(),
                 surrogate.model_dump(),
                 self.suite.settings.seed,
+                "with-shap-values",
             )
             arrays = self.cache.get_or_compute("explanation", key, lambda: self._explain(name))
             names = self.soap[1]
@@ -271,6 +273,7 @@ class SuiteRun:
                 feature_names=names,
                 importance=importance,
                 ranking=tuple(names[i] for i in order),
+                shap_values=arrays["shap_values"],
             )
         return self._explanations[name]
 
@@ -310,6 +313,7 @@ class SuiteRun:
             "cv_r2": np.asarray(fitted.cv_r2_),
             "cv_r2_folds": np.asarray(fitted.cv_r2_folds_),
             "importance": np.asarray(fitted.importance_),
+            "shap_values": np.asarray(fitted.shap_values_),
         }
 
     # --- provenance -----------------------------------------------------------------------------
