@@ -33,6 +33,9 @@ class Baseline:
     scores: np.ndarray
     shap_ranking: tuple[str, ...]
     energy_rmse_meV_per_atom: float
+    # what the SHAP ranking was computed with (None in baselines written before they were recorded)
+    surrogate: dict[str, Any] | None = None
+    descriptor: dict[str, Any] | None = None
 
     def top(self, n: int) -> list[str]:
         if n > len(self.shap_ranking):
@@ -53,9 +56,18 @@ def baseline_document(run: SuiteRun, model: str) -> dict[str, Any]:
         "n_atoms": [int(n) for n in run.reference.n_atoms],
         "attribution": run.suite.attribution.model_dump(),
         "energy_rmse_meV_per_atom": run.accuracy(model)["energy_rmse_meV_per_atom"],
+        **_shap_settings(run),
         "shap_cv_r2": run.explanation(model).cv_r2,
         "shap_ranking": run.explanation(model).top(RANKING_LENGTH),
         "gradcam_scores": [float(f"{v:.6g}") for v in scores],
+    }
+
+
+def _shap_settings(run: SuiteRun) -> dict[str, dict[str, Any]]:
+    """What a SHAP ranking depends on besides the model and the structures."""
+    return {
+        "surrogate": {**run.suite.surrogate.model_dump(), "seed": run.suite.settings.seed},
+        "descriptor": run.suite.descriptor.model_dump(),
     }
 
 
@@ -103,4 +115,29 @@ def load_baseline(path: Path, run: SuiteRun, model: str) -> Baseline:
         scores=np.asarray(doc["gradcam_scores"], dtype=float),
         shap_ranking=tuple(doc["shap_ranking"]),
         energy_rmse_meV_per_atom=float(doc["energy_rmse_meV_per_atom"]),
+        surrogate=doc.get("surrogate"),
+        descriptor=doc.get("descriptor"),
     )
+
+
+def check_shap_settings(baseline: Baseline, path: Path, run: SuiteRun) -> None:
+    """Refuse to compare SHAP rankings made with another surrogate or descriptor.
+
+    A ranking of features explaining |error| says nothing about one explaining
+    the signed error, nor about another SOAP basis: comparing their top-N sets
+    would measure the settings, not the model.
+    """
+    regen = "write one with --harness-regen-baselines"
+    now = _shap_settings(run)
+    then = {"surrogate": baseline.surrogate, "descriptor": baseline.descriptor}
+    for key in ("surrogate", "descriptor"):
+        if then[key] is None:
+            raise CheckError(
+                f"baseline {path} does not record the {key} settings of its SHAP ranking, so "
+                f"shap_top_shared cannot be compared; {regen}"
+            )
+        if then[key] != now[key]:
+            raise CheckError(
+                f"baseline {path} ranked SHAP features with {key} settings {then[key]}, "
+                f"the suite now uses {now[key]}; {regen}"
+            )

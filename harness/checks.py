@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from harness import checks_faithfulness, metrics
-from harness.baseline import load_baseline
+from harness.baseline import check_shap_settings, load_baseline
 from harness.errors import CheckError, DataError
 from harness.outcome import CheckOutcome, Measurement, measure
 from harness.schema import (
@@ -175,6 +175,8 @@ def _regression(
 ) -> tuple[list[Measurement], str | None, dict]:
     path = run.loaded.resolve(check.baseline)
     baseline = load_baseline(path, run, model)
+    if check.shap_top_shared is not None:
+        check_shap_settings(baseline, path, run)
     scores = run.scores(model)
     values = {
         "gradcam_rank_correlation": metrics.mean_rank_correlation(
