@@ -80,7 +80,9 @@ def format_rows(rows: list[Row], *, tolerance: float) -> str:
     def outcome(p: bool | None) -> str:
         return {True: "pass", False: "FAIL", None: "-"}[p]
 
-    table = [("model", "check", "metric", "before", "after", "outcome", "note")]
+    # the outcome column is the whole check's (a check can fail on a reason, e.g. a surrogate
+    # below its R^2 gate, while each of its values is in bounds), shown on each of its rows
+    table = [("model", "check", "metric", "before", "after", "check outcome", "note")]
     for r in rows:
         notes = []
         if r.flipped_to_fail:

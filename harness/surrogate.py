@@ -8,6 +8,7 @@ TreeSHAP. The defaults of :class:`SurrogateSettings` are the paper's.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -126,8 +127,11 @@ class ErrorSurrogate:
     ``ranking_`` (names by importance, descending; ties by name).
     """
 
-    def __init__(self, settings: SurrogateSettings | None = None) -> None:
+    def __init__(self, settings: SurrogateSettings | None = None, *, n_jobs: int | None = None) -> None:
         self.settings = settings if settings is not None else SurrogateSettings()
+        if n_jobs is not None and n_jobs < 1:
+            raise CheckError(f"ErrorSurrogate n_jobs={n_jobs} must be >= 1 (or None: one per core)")
+        self.n_jobs = n_jobs
 
     def _new_model(self):  # -> GradientBoostingRegressor
         from sklearn.ensemble import GradientBoostingRegressor
@@ -140,11 +144,22 @@ class ErrorSurrogate:
             random_state=s.seed,
         )
 
+    def _workers(self) -> int:
+        if self.n_jobs is not None:
+            return self.n_jobs
+        return max(1, min(self.settings.cv_folds + 1, os.cpu_count() or 1))
+
     def fit(
         self, X: np.ndarray, y: np.ndarray, feature_names: Sequence[str]
     ) -> ErrorSurrogate:
+        """Cross-validate, refit on all data and explain it.
+
+        The k fold fits and the refit are independent and seeded, so they run
+        in parallel processes (``n_jobs``, default one per core) with results
+        identical to a serial run.
+        """
         import shap
-        from sklearn.metrics import r2_score
+        from joblib import Parallel, delayed
         from sklearn.model_selection import KFold
 
         s = self.settings
@@ -152,18 +167,20 @@ class ErrorSurrogate:
 
         from harness.progress import bar
 
-        folds = KFold(n_splits=s.cv_folds, shuffle=True, random_state=s.seed)
-        scores = []
-        with bar(desc="surrogate (CV folds, fit, SHAP)", total=s.cv_folds + 2, unit="step") as steps:
-            for train, test in folds.split(x):
-                model = self._new_model().fit(x[train], yv[train])
-                scores.append(r2_score(yv[test], model.predict(x[test])))
+        folds = list(KFold(n_splits=s.cv_folds, shuffle=True, random_state=s.seed).split(x))
+        everything = np.arange(len(yv))
+        jobs = [(train, test) for train, test in folds] + [(everything, None)]  # the last: the refit
+        workers = self._workers()
+        with bar(desc="surrogate (CV folds, fit, SHAP)", total=len(jobs) + 1, unit="step") as steps:
+            parallel = Parallel(n_jobs=workers, return_as="generator") if workers > 1 else None
+            calls = (delayed(_fit_and_score)(self._new_model(), x, yv, train, test) for train, test in jobs)
+            results = []
+            for result in (parallel(calls) if parallel is not None else (f(*a, **k) for f, a, k in calls)):
+                results.append(result)
                 steps.update()
-            self.cv_r2_folds_ = np.asarray(scores, dtype=np.float64)
+            self.cv_r2_folds_ = np.asarray([score for _, score in results[:-1]], dtype=np.float64)
             self.cv_r2_ = float(np.mean(self.cv_r2_folds_))
-
-            self.model_ = self._new_model().fit(x, yv)
-            steps.update()
+            self.model_ = results[-1][0]
             shap_values = shap.TreeExplainer(self.model_).shap_values(x)
             steps.update()
         self.shap_values_ = np.asarray(shap_values, dtype=np.float64).reshape(x.shape)
@@ -180,6 +197,15 @@ class ErrorSurrogate:
             raise CheckError(f"top(n) needs n >= 0, got {n}")
         index = {name: i for i, name in enumerate(self.feature_names_)}
         return [(name, float(self.importance_[index[name]])) for name in self.ranking_[:n]]
+
+
+def _fit_and_score(model, x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray | None):
+    """Fit ``model`` on the ``train`` rows; its R^2 on the ``test`` rows (None without them)."""
+    from sklearn.metrics import r2_score
+
+    model.fit(x[train], y[train])
+    score = None if test is None else float(r2_score(y[test], model.predict(x[test])))
+    return model, score
 
 
 def rank_features(importance: np.ndarray, names: Sequence[str]) -> list[str]:

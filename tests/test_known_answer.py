@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ase.io import read
-from ase.neighborlist import neighbor_list
 
 from harness.descriptors import SoapSettings, involves, parse_feature_name, soap_feature_names, soap_features
 from harness.surrogate import ErrorSurrogate, SurrogateSettings
@@ -39,13 +38,22 @@ FAST = SurrogateSettings(n_estimators=100, learning_rate=0.1, max_depth=6, cv_fo
 
 
 def crcr_pair_term(atoms) -> float:
-    """Total planted energy (eV): A * sum over Cr-Cr pairs of exp(-r/decay) * cosine cut-off."""
-    cr = np.flatnonzero(atoms.numbers == 24)
-    if len(cr) < 2:
+    """Total planted energy (eV): A * sum over Cr-Cr pairs of exp(-r/decay) * cosine cut-off.
+
+    Pairs (i < j, or an atom with its own periodic images) over every image
+    within the cut-off, enumerated explicitly: only the few Cr atoms matter.
+    """
+    cr = atoms.positions[atoms.numbers == 24]
+    if len(cr) == 0:
         return 0.0
-    i, j, r = neighbor_list("ijd", atoms, CUTOFF_A)
-    pair = np.isin(i, cr) & np.isin(j, cr)
-    r = r[pair]
+    cell = np.asarray(atoms.cell)
+    heights = abs(np.linalg.det(cell)) / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
+    reach = np.ceil(CUTOFF_A / heights).astype(int)
+    shifts = np.stack(np.meshgrid(*(np.arange(-k, k + 1) for k in reach), indexing="ij"), -1).reshape(-1, 3) @ cell
+    d = cr[None, :, None, :] - cr[:, None, None, :] + shifts[None, None, :, :]  # (i, j, image, 3)
+    r = np.linalg.norm(d, axis=-1)
+    keep = (r > 1e-8) & (r < CUTOFF_A)  # not an atom with itself in the home cell
+    r = r[keep]
     cut = 0.5 * (np.cos(np.pi * r / CUTOFF_A) + 1.0)
     return 0.5 * AMPLITUDE_EV * float(np.sum(np.exp(-r / DECAY_A) * cut))  # each pair counted twice
 

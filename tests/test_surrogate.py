@@ -71,6 +71,17 @@ def test_fit_is_deterministic() -> None:
     assert a.ranking_ == b.ranking_
 
 
+def test_parallel_folds_equal_a_serial_fit() -> None:
+    x, y = _planted(3)
+    serial = ErrorSurrogate(FAST, n_jobs=1).fit(x, y, NAMES)
+    parallel = ErrorSurrogate(FAST, n_jobs=2).fit(x, y, NAMES)
+    np.testing.assert_array_equal(serial.cv_r2_folds_, parallel.cv_r2_folds_)
+    np.testing.assert_array_equal(serial.shap_values_, parallel.shap_values_)
+    assert serial.ranking_ == parallel.ranking_
+    with pytest.raises(CheckError, match="n_jobs=0 must be >= 1"):
+        ErrorSurrogate(FAST, n_jobs=0)
+
+
 def test_paper_defaults_find_planted_feature() -> None:
     """Paper settings on 300 samples x the first 100 SOAP features (~10 s)."""
     assert SurrogateSettings() == SurrogateSettings(200, 0.05, 8, 5, 0)
