@@ -169,13 +169,12 @@ class ErrorSurrogate:
 
         folds = list(KFold(n_splits=s.cv_folds, shuffle=True, random_state=s.seed).split(x))
         everything = np.arange(len(yv))
-        jobs = [(train, test) for train, test in folds] + [(everything, None)]  # the last: the refit
-        workers = self._workers()
+        jobs = [*folds, (everything, None)]  # the last: the refit
         with bar(desc="surrogate (CV folds, fit, SHAP)", total=len(jobs) + 1, unit="step") as steps:
-            parallel = Parallel(n_jobs=workers, return_as="generator") if workers > 1 else None
-            calls = (delayed(_fit_and_score)(self._new_model(), x, yv, train, test) for train, test in jobs)
+            # n_jobs=1 runs in this process, in order
+            parallel = Parallel(n_jobs=self._workers(), return_as="generator")
             results = []
-            for result in (parallel(calls) if parallel is not None else (f(*a, **k) for f, a, k in calls)):
+            for result in parallel(delayed(_fit_and_score)(self._new_model(), x, yv, tr, te) for tr, te in jobs):
                 results.append(result)
                 steps.update()
             self.cv_r2_folds_ = np.asarray([score for _, score in results[:-1]], dtype=np.float64)
