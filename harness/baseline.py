@@ -67,7 +67,7 @@ def _shap_settings(run: SuiteRun) -> dict[str, dict[str, Any]]:
     """What a SHAP ranking depends on besides the model and the structures."""
     return {
         "surrogate": {**run.suite.surrogate.model_dump(), "seed": run.suite.settings.seed},
-        "descriptor": run.suite.descriptor.model_dump(),
+        "descriptor": {"soap": run.soap_spec.model_dump()},
     }
 
 

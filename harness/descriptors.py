@@ -38,7 +38,7 @@ _NAME_RE = re.compile(r"^([A-Z][a-z]?)-([A-Z][a-z]?)_n(\d)(\d)_l(\d+)$")
 class SoapSettings:
     """Parameters of the SOAP power spectrum (lengths in angstrom)."""
 
-    species: tuple[str, ...] = ("Cr", "Sb", "Te")
+    species: tuple[str, ...]
     r_cut_A: float = 5.0
     n_max: int = 4
     l_max: int = 4

@@ -172,9 +172,13 @@ class Reference(Strict):
 
 
 class Soap(Strict):
-    """dscribe SOAP settings; the defaults are the paper's."""
+    """dscribe SOAP settings; the defaults are the paper's, the species those of the data unless named."""
 
-    species: list[str] = Field(["Cr", "Sb", "Te"], min_length=1, description="Elements, any order.")
+    species: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="Elements, any order; omitted: the elements of the kept reference structures, read at run time.",
+    )
     r_cut_A: float = Field(5.0, gt=0, le=20, description="Cutoff radius in Angstrom.")
     n_max: int = Field(4, ge=1, le=9, description="Number of radial basis functions.")
     l_max: int = Field(4, ge=0, le=9, description="Maximum angular channel.")
@@ -184,7 +188,9 @@ class Soap(Strict):
 
     @field_validator("species")
     @classmethod
-    def _species(cls, value: list[str]) -> list[str]:
+    def _species(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return value
         for v in value:
             _element(v)
         if len(set(value)) != len(value):
@@ -610,7 +616,7 @@ class Suite(Strict):
                 problems.append((where + ("with",), f"unknown model {check.with_!r}; use one of {sorted(known)}"))
             if isinstance(check, ShapClassesCheck):
                 for element in _elements_of(check):
-                    if element not in self.descriptor.soap.species:
+                    if self.descriptor.soap.species is not None and element not in self.descriptor.soap.species:
                         problems.append(
                             (
                                 where,

@@ -23,7 +23,7 @@ from harness.loader import LoadedSuite
 from harness.metrics import accuracy_metrics, normalise_by, normalise_per_structure
 from harness.models import ModelOutputs, gradcam_variant
 from harness.reference import ReferenceSet, load_reference, sha256_file
-from harness.schema import CANDIDATE
+from harness.schema import CANDIDATE, Soap
 
 if TYPE_CHECKING:
     from harness.mace_adapter import MaceModel
@@ -231,11 +231,19 @@ class SuiteRun:
     # --- the 'what' level -----------------------------------------------------------------------
 
     @cached_property
+    def soap_spec(self) -> Soap:
+        """The suite's SOAP settings with the species filled in (from the reference data when omitted)."""
+        soap = self.suite.descriptor.soap
+        if soap.species is None:
+            return Soap.model_validate({**soap.model_dump(), "species": self.reference.elements})
+        return soap
+
+    @cached_property
     def soap(self) -> tuple[np.ndarray, tuple[str, ...]]:
         """SOAP vectors of the reference structures (cached) and their feature names."""
         from harness.descriptors import SoapSettings, soap_feature_names, soap_features
 
-        soap = self.suite.descriptor.soap
+        soap = self.soap_spec
         settings = SoapSettings(
             species=tuple(soap.species),
             r_cut_A=soap.r_cut_A,
@@ -258,7 +266,7 @@ class SuiteRun:
             key = content_key(
                 "explanation",
                 self._evaluation_key(name),
-                self.suite.descriptor.soap.model_dump(),
+                self.soap_spec.model_dump(),
                 surrogate.model_dump(),
                 self.suite.settings.seed,
                 "with-shap-values",
@@ -339,7 +347,7 @@ class SuiteRun:
                 "batch_size": self.batch_size,
                 "attribution": self.suite.attribution.model_dump(),
                 "surrogate": self.suite.surrogate.model_dump(),
-                "soap": self.suite.descriptor.soap.model_dump(),
+                "soap": self.soap_spec.model_dump(),
                 "seed": self.suite.settings.seed,
             },
         }

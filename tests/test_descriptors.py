@@ -35,7 +35,7 @@ from harness.descriptors import (
 )
 from harness.errors import CheckError, DataError
 
-SETTINGS = SoapSettings()
+SETTINGS = SoapSettings(species=("Cr", "Sb", "Te"))
 NAMES = soap_feature_names(SETTINGS)
 INFO = [parse_feature_name(n) for n in NAMES]
 L = np.array([i.l for i in INFO])
@@ -171,7 +171,7 @@ def test_structure_without_cr_zeroes_all_cr_blocks() -> None:
 
 @pytest.mark.parametrize("theta", [np.pi / 2, np.pi, 1.1, 2.3])
 def test_two_neighbour_ratio_follows_legendre_for_every_name(theta: float) -> None:
-    off = SoapSettings(average="off", periodic=False)
+    off = SoapSettings(species=("Cr", "Sb", "Te"), average="off", periodic=False)
     r = 2.8
     one = Atoms(["Cr", "Te"], positions=[[0, 0, 0], [0, 0, r]])
     two = Atoms(
@@ -189,7 +189,7 @@ def test_two_neighbour_ratio_follows_legendre_for_every_name(theta: float) -> No
 
 def test_cross_block_n_belongs_to_first_species() -> None:
     """p^{SbTe}_{nn'l}^2 = P_l^2 p^{SbSb}_{nnl} p^{TeTe}_{n'n'l} (Cauchy-Schwarz equality)."""
-    off = SoapSettings(average="off", periodic=False)
+    off = SoapSettings(species=("Cr", "Sb", "Te"), average="off", periodic=False)
     theta, r_sb, r_te = 1.2, 2.3, 3.6
     atoms = Atoms(
         ["Cr", "Sb", "Te"],
@@ -217,7 +217,7 @@ def test_cross_block_n_belongs_to_first_species() -> None:
 
 def test_same_species_block_is_rank_one_for_one_neighbour() -> None:
     """One Te neighbour: p^{TeTe}_{nn'l}^2 = p_{nnl} p_{n'n'l} for the n' >= n entries."""
-    off = SoapSettings(average="off", periodic=False)
+    off = SoapSettings(species=("Cr", "Sb", "Te"), average="off", periodic=False)
     p = _single_centre(off, Atoms(["Cr", "Te"], positions=[[0, 0, 0], [0.4, 0.3, 2.7]]))
     for i in INFO:
         if i.pair != ("Te", "Te"):
@@ -250,8 +250,8 @@ def test_unknown_element_names_element_and_index() -> None:
 
 def test_settings_validation() -> None:
     with pytest.raises(CheckError):
-        SoapSettings(n_max=10)
+        SoapSettings(species=("Cr", "Sb", "Te"), n_max=10)
     with pytest.raises(CheckError):
         SoapSettings(species=("Cr", "Cr"))
     with pytest.raises(CheckError):
-        soap_features([_centrosymmetric_cell()], SoapSettings(average="off"))
+        soap_features([_centrosymmetric_cell()], SoapSettings(species=("Cr", "Sb", "Te"), average="off"))

@@ -61,7 +61,7 @@ def crcr_pair_term(atoms) -> float:
 @pytest.fixture(scope="module")
 def planted() -> tuple[np.ndarray, np.ndarray, list[str]]:
     frames = read(TEST_SET, index=":")
-    settings = SoapSettings()  # the paper's: Cr, Sb, Te; r_cut 5 A; n_max 4; l_max 4; inner average
+    settings = SoapSettings(species=("Cr", "Sb", "Te"))  # the paper's: Cr, Sb, Te; r_cut 5 A; n_max 4; l_max 4; inner average
     x = soap_features(frames, settings)
     y = np.array([crcr_pair_term(a) / len(a) for a in frames])
     return x, y, soap_feature_names(settings)

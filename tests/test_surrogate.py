@@ -16,7 +16,7 @@ from harness.surrogate import (
     rank_features,
 )
 
-NAMES = soap_feature_names(SoapSettings())
+NAMES = soap_feature_names(SoapSettings(species=("Cr", "Sb", "Te")))
 FAST = SurrogateSettings(n_estimators=60, learning_rate=0.1, max_depth=3)
 PLANTED = "Cr-Te_n23_l2"
 
