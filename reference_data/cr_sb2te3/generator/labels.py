@@ -117,8 +117,8 @@ def pretrain_task(chunk: dict[str, Any], device: str, out_dir: str) -> dict[str,
 
     from ase.io import write
 
-    from harness.datagen.provenance import derive_seed
-    from harness.datagen.structures import pretrain_structure
+    from .provenance import derive_seed
+    from .structures import pretrain_structure
 
     t0 = time.perf_counter()
     frames = []

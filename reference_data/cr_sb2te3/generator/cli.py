@@ -1,4 +1,4 @@
-"""CLI: ``python -m harness.datagen doped|pretrain|assemble ...``.
+"""CLI: ``python reference_data/cr_sb2te3/generate.py doped|pretrain|assemble ...``.
 
 Every finished task (one MD trajectory, or one chunk of pre-training single
 points) is written atomically to its own file under ``--work-dir`` at once; a
@@ -21,9 +21,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from harness.datagen.labels import pretrain_task
-from harness.datagen.md import doped_task, init_worker
-from harness.datagen.provenance import derive_seed, write_atomic_text, write_extxyz_gz, write_provenance
+from .labels import pretrain_task
+from .md import doped_task, init_worker
+from .provenance import derive_seed, write_atomic_text, write_extxyz_gz, write_provenance
 
 TEMPERATURES_K: tuple[float, ...] = (300.0, 600.0, 1200.0)
 FRICTION_PER_FS: float = 0.02
@@ -62,7 +62,7 @@ def dopant_configs(n_configs: int, seed: int) -> list[tuple[int, str, str]]:
 
 
 def plan_doped(args: argparse.Namespace) -> list[dict[str, Any]]:
-    from harness.datagen.md import TrajectorySpec
+    from .md import TrajectorySpec
 
     specs = []
     for ci, (n, sites, arr) in enumerate(dopant_configs(args.n_configs, args.seed)):
@@ -184,7 +184,7 @@ def cmd_doped(args: argparse.Namespace) -> int:
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
-    from harness.datagen.structures import PRETRAIN_FAMILIES
+    from .structures import PRETRAIN_FAMILIES
 
     work = Path(args.work_dir)
     fams = [PRETRAIN_FAMILIES[i % len(PRETRAIN_FAMILIES)] for i in range(args.n)]
@@ -267,7 +267,7 @@ def cmd_assemble(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m harness.datagen", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python reference_data/cr_sb2te3/generate.py", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sp = ap.add_subparsers(dest="command", required=True)
 

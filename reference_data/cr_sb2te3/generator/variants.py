@@ -8,7 +8,7 @@
   forces = F_ref - dE_planted/dR (analytic). The harness's SHAP must then rank
   Cr-Cr features first (a known-answer test).
 
-Usage: python -m harness.datagen.variants relabel|planted --in IN --out OUT [...]
+Usage: python reference_data/cr_sb2te3/generate.py variants relabel|planted --in IN --out OUT [...]
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def _write(path: str, frames) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.datagen.variants", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="generate.py variants", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("relabel", help="rename every atom of one element")
     r.add_argument("--from", dest="src", default="Cr")

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms, units
 
-from harness.datagen.structures import doped_cell
+from .structures import doped_cell
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def run_trajectory(spec: TrajectorySpec, device: str) -> tuple[list[Atoms], dict
     from ase.md.langevin import Langevin
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 
-    from harness.datagen.labels import label, make_calculator
+    from .labels import label, make_calculator
 
     rng = np.random.default_rng(spec.seed)
     atoms = initial_structure(spec)
@@ -126,8 +126,8 @@ def run_trajectory(spec: TrajectorySpec, device: str) -> tuple[list[Atoms], dict
     return frames, stats
 
 
-# Worker entry points for the spawn pool of ``python -m harness.datagen`` (they
-# must live outside ``__main__``, which spawned children do not re-import).
+# Worker entry points for the spawn pool of ``generate.py`` (they
+# must live outside the script, which spawned children do not re-import).
 def init_worker() -> None:
     """Pool initializer: one torch thread per worker, quiet warnings."""
     import warnings

@@ -83,7 +83,7 @@ def write_provenance(
     split_frames: dict[str, list[Atoms]], count_keys: tuple[str, ...],
 ) -> Path:
     """Write ``out_dir/PROVENANCE.json`` for the files of ``split_frames``."""
-    from harness.datagen.labels import MODEL_NAME
+    from .labels import MODEL_NAME
 
     files = {}
     for split, frames in split_frames.items():
@@ -96,7 +96,7 @@ def write_provenance(
         }
     record = {
         "dataset": kind,
-        "generator": "harness.datagen",
+        "generator": "reference_data/cr_sb2te3/generate.py",
         "generator_version": GENERATOR_VERSION,
         "labels": {
             "method": "CHGNet single point (stand-in for DFT)",

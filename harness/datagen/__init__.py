@@ -1,1 +1,0 @@
-"""Reference-data generator for Cr-doped Sb2Te3 (CHGNet-labelled)."""
