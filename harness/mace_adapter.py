@@ -27,6 +27,7 @@ from ase.data import atomic_numbers as ASE_ATOMIC_NUMBERS
 from ase.data import chemical_symbols
 
 from harness.attribution import GradCam, gradcam_raw, resolve_layer
+from harness.checkpoint_io import resolve_device, unpickle_checkpoint
 from harness.errors import ModelError
 from harness.models import ModelOutputs
 from harness.reference import sha256_file
@@ -145,7 +146,12 @@ class MaceModel:
         expected_sha256: str | None = None,
         allow_unpinned: bool = True,
     ) -> MaceModel:
-        """Load a pickled MACE checkpoint after checking its sha256.
+        """Load a MACE checkpoint after checking its sha256, on ``device`` whatever device it was saved on.
+
+        Takes a full pickled model (``*.model``, optionally gzipped), a training
+        checkpoint dict whose ``"model"`` is a module, or a ``.safetensors``
+        safe checkpoint (see :mod:`harness.checkpoint_io` for how GPU-saved
+        pickles load on a CPU-only machine).
 
         The hash is computed before unpickling; a mismatch with
         ``expected_sha256`` (or no pin when ``allow_unpinned`` is False) refuses
@@ -153,6 +159,7 @@ class MaceModel:
         """
         path = Path(path)
         torch_dtype = _as_dtype(dtype)
+        target = resolve_device(device, source=f"checkpoint {path}")
         if not path.is_file():
             raise ModelError(f"checkpoint {path} does not exist (fix: check the suite's model path)")
         actual = sha256_file(path)
@@ -169,24 +176,13 @@ class MaceModel:
                 f"allowed; refusing to unpickle it (fix: pin sha256 {actual} if the file is trusted)"
             )
         if path.name.endswith(".safetensors"):  # the safe format (issue 7): no pickle at all
-            module = _prepare(load_safe_module(path), torch_dtype, device)
+            module = _prepare(load_safe_module(path), torch_dtype, str(target))
             return cls(module, name=name or path.stem, identity=actual, source=f"checkpoint {path}")
         _mace()  # the pickle refers to mace classes; import them with the env contained
-        try:
-            with _restored_env(_ENV_KEY), warnings.catch_warnings():
-                _quiet_torchscript()
-                module = torch.load(_open_checkpoint(path), map_location=device, weights_only=False)
-        except Exception as error:  # noqa: BLE001 - any unpickling failure names the file
-            raise ModelError(
-                f"checkpoint {path}: torch.load failed ({type(error).__name__}: {error}); "
-                "expected a full pickled MACE model as written by mace's training"
-            ) from error
-        if not isinstance(module, torch.nn.Module):
-            raise ModelError(
-                f"checkpoint {path} holds a {type(module).__name__}, not a torch module; "
-                "expected a full pickled MACE model (not a state_dict or training checkpoint)"
-            )
-        module = _prepare(module, torch_dtype, device)
+        with _restored_env(_ENV_KEY), warnings.catch_warnings():
+            _quiet_torchscript()
+            module = unpickle_checkpoint(_open_checkpoint(path), target, name=str(path))
+        module = _prepare(module, torch_dtype, str(target))
         return cls(module, name=name or path.stem, identity=actual, source=f"checkpoint {path}")
 
     @classmethod
