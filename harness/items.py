@@ -24,6 +24,22 @@ RUNS_KEY = pytest.StashKey[dict[str, SuiteRun]]()
 OPTIONS_KEY = pytest.StashKey[RunOptions]()
 
 
+def wants_traceback(config: pytest.Config) -> bool:
+    """``--harness-debug`` or pytest's ``--full-trace``: show tracebacks of unexpected errors."""
+    return bool(config.getoption("harness_debug", False) or config.getoption("fulltrace", False))
+
+
+def unexpected(error: BaseException) -> str:
+    """An exception the harness did not raise on purpose, in one line."""
+    text = " ".join(str(error).split()) or "(no message)"
+    if len(text) > 300:
+        text = text[:297] + "..."
+    return (
+        f"unexpected {type(error).__name__}: {text} (this is a bug of mlff-harness or of a library "
+        "it calls; rerun with --harness-debug for the traceback and report it)"
+    )
+
+
 class CheckFailed(Exception):
     """A check's measured values broke its thresholds."""
 
@@ -64,10 +80,13 @@ class SuiteFile(pytest.File):
                     self, name=f"{check_label(check)}[{model}]", check=check, model=model, line=line, loaded=loaded
                 )
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:  # type: ignore[override]
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:  # type: ignore[override]
+        """One line naming the file for any exception; pytest's traceback only when asked for."""
         if isinstance(excinfo.value, HarnessError):
             return f"mlff-harness: {excinfo.value}"
-        return super().repr_failure(excinfo, style=style)
+        if wants_traceback(self.config):
+            return super().repr_failure(excinfo)
+        return f"mlff-harness: {self.path}: could not collect this suite: {unexpected(excinfo.value)}"
 
 
 class CheckItem(pytest.Item):
@@ -113,7 +132,12 @@ class CheckItem(pytest.Item):
                 f"{self.loaded.path}:{self.line}: check {check_label(self.check)!r} on model "
                 f"{self.model!r} could not run: {excinfo.value}"
             )
-        return super().repr_failure(excinfo, style=style)
+        if wants_traceback(self.config):
+            return super().repr_failure(excinfo, style=style)
+        return (
+            f"{self.loaded.path}:{self.line}: check {check_label(self.check)!r} on model "
+            f"{self.model!r} could not run: {unexpected(excinfo.value)}"
+        )
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, self.line - 1, f"{self.loaded.suite.suite}::{self.name}"

@@ -69,6 +69,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--harness-no-cache", action="store_true", help="Recompute everything; write no cache.")
     group.addoption(
+        "--harness-debug",
+        action="store_true",
+        help="Show the traceback of unexpected errors (otherwise one line naming the suite file and check).",
+    )
+    group.addoption(
         "--harness-regen-baselines",
         action="store_true",
         help="Write the baselines of regression checks from this run (those checks are then skipped).",
