@@ -200,6 +200,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     convert.add_argument("--structures", help="structures to verify on (extxyz); default: synthetic cells")
     convert.add_argument("--n-structures", type=int, default=5, help="how many of --structures to use")
     convert.add_argument("--tolerance", type=float, default=1e-9, help="max |difference| allowed, relative to the largest |value| of each quantity")
+    from harness.sweep import add_arguments as sweep_arguments  # light: Dask is imported only when a sweep runs
+
+    sweep_arguments(sub.add_parser("sweep", help="gate many checkpoints with one suite on Dask, then show their history"))
     args, extra = parser.parse_known_args(argv)
     if args.command != "run" and extra:
         parser.error(f"unrecognised arguments: {' '.join(extra)}")
@@ -213,6 +216,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _history(args)
     if args.command == "convert":
         return _convert(args)
+    if args.command == "sweep":
+        from harness.sweep import main as sweep
+
+        return sweep(args)
     if args.command == "measure":
         return _measure(args)
     if args.command == "compare":

@@ -1,0 +1,134 @@
+"""One task of a checkpoint sweep, as a Dask worker runs it: gate a checkpoint, write its results document.
+
+The document is the plugin's (`pytest SUITE --candidate CKPT --harness-results
+FILE --harness-step N`): the same checks in the same order (each check of the
+suite on each of its models, as harness.items collects them), the same
+per-suite section (harness.analysis.suite_section) and the same builder
+(harness.report.results_document), written atomically. tests/test_sweep.py
+holds the two equal. This module imports no Dask.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Literal
+
+from harness.sweep_plan import SweepTask
+
+Status = Literal["passed", "failed", "error", "skipped"]
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """What a worker sends back: small, so that the documents themselves stay on disk."""
+
+    name: str
+    status: Status  # passed / failed: the gate's verdict; error: the task could not finish
+    seconds: float = 0.0
+    error: str | None = None  # one line
+    failed_checks: tuple[str, ...] = ()
+
+
+def one_line(error: BaseException) -> str:
+    """An error as one line: its type (unless it is one of ours) and its first line of text."""
+    from harness.errors import HarnessError
+
+    text = " ".join(str(error).split()) or repr(error)
+    return text if isinstance(error, HarnessError) else f"{type(error).__name__}: {text}"
+
+
+def _write_text_atomically(path: os.PathLike[str] | str, text: str) -> None:
+    import tempfile
+    from pathlib import Path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600 files; the folder is for others to read
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def gate_checkpoint(task: SweepTask) -> TaskResult:
+    """Run every check of the suite on the checkpoint; write the document, then the task's stamp.
+
+    Errors the harness can name (bad checkpoint, wrong sha256, unreadable data)
+    and runtime failures (CUDA out of memory) come back as an ``error`` result;
+    the caller's sweep goes on. A worker that dies (killed, out of host memory)
+    loses only this task: finished documents were renamed into place already.
+    An older document of the checkpoint (another suite, pin or setting) is moved
+    to ``.sweep/NAME.previous.json`` first, so the folder never mixes runs.
+    """
+    start = time.perf_counter()
+    try:
+        with warnings.catch_warnings():  # joblib runs one job per task in a daemonic worker: as it should here
+            warnings.filterwarnings("ignore", message="Inside a Dask worker", category=UserWarning)
+            document = _gate(task)
+    except Exception as error:  # noqa: BLE001 - any failure of one checkpoint is reported, never raised
+        return TaskResult(task.name, "error", time.perf_counter() - start, error=one_line(error))
+    failed = tuple(f"{o['check']}[{o['model']}]" for o in document["outcomes"] if not o["passed"])
+    status: Status = "passed" if document["passed"] else "failed"
+    return TaskResult(task.name, status, time.perf_counter() - start, failed_checks=failed)
+
+
+def _check_pin(task: SweepTask) -> None:
+    """The pin is checked here, not only where a checkpoint is unpickled: cached outputs skip the unpickling."""
+    from harness.errors import ModelError
+    from harness.reference import sha256_file
+
+    if not task.checkpoint.is_file():
+        raise ModelError(f"checkpoint {task.checkpoint} does not exist (fix: check the path)")
+    actual = sha256_file(task.checkpoint)
+    if task.sha256 is not None and actual != task.sha256:
+        raise ModelError(
+            f"checkpoint {task.checkpoint}: sha256 mismatch, expected {task.sha256} but the file has {actual} "
+            "(fix: restore the pinned file, or update the manifest if the new file is trusted)"
+        )
+
+
+def _gate(task: SweepTask) -> dict:
+    from harness.analysis import suite_section
+    from harness.checks import run_check
+    from harness.loader import load_suite
+    from harness.report import results_document, write_json
+    from harness.session import RunOptions, SuiteRun
+
+    task.stamp.unlink(missing_ok=True)
+    if task.output.exists():  # written for another suite, pin or setting: history must not show it as this one
+        task.stamp.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(task.output, task.stamp.with_name(f"{task.name}.previous.json"))
+    _check_pin(task)
+    loaded = load_suite(task.suite)
+    run = SuiteRun(
+        loaded,
+        RunOptions(
+            candidate=task.checkpoint,
+            candidate_sha256=task.sha256,
+            allow_unpinned=task.allow_unpinned,
+            device=task.device,
+            dtype=task.dtype,
+            batch_size=task.batch_size,
+            cache_dir=task.cache_dir,
+            progress=False,
+        ),
+    )
+    outcomes = []
+    for index, check in enumerate(loaded.suite.checks):  # the plugin's collection order (harness.items)
+        line = loaded.check_line(index)
+        for model in loaded.suite.models_for(check):
+            outcomes.append(run_check(check, model, run, line=line))
+    section = suite_section(run, explain="all" if task.explain else "computed")
+    document = results_document([section], outcomes, checkpoint=task.checkpoint_fields())
+    write_json(task.output, document)
+    _write_text_atomically(task.stamp, task.key())
+    return document
