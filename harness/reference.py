@@ -18,7 +18,6 @@ import io
 import json
 import math
 import os
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +26,12 @@ from typing import TYPE_CHECKING, Any, Union
 import numpy as np
 
 from harness.errors import DataError
+from harness.profile import stage
 
 if TYPE_CHECKING:
     from ase import Atoms
+
+    from harness.cache import ArrayCache
 
 SelectValue = Union[str, int, float, bool]
 MIN_DISTANCE_A = 0.5
@@ -125,19 +127,6 @@ def _is_gzip(path: Path) -> bool:
     return path.name.endswith(".gz")
 
 
-def _check_gzip(path: Path) -> None:
-    """Decompress the whole stream, so a truncated file fails here and not mid-parse."""
-    try:
-        with gzip.open(path, "rb") as f:
-            while f.read(_CHUNK):
-                pass
-    except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as err:
-        raise DataError(
-            f"{path}: truncated or corrupt gzip ({err}) (fix: copy or regenerate the file; "
-            "check it with `gzip -t`)"
-        ) from None
-
-
 def _matches(value: Any, wanted: SelectValue) -> bool:
     if np.ndim(value) != 0:
         return False
@@ -152,12 +141,12 @@ def _matches(value: Any, wanted: SelectValue) -> bool:
         return False
 
 
-def _selected(atoms: Atoms, select: Mapping[str, SelectValue | Sequence[SelectValue]]) -> bool:
+def _selected_info(info: Mapping[str, Any], select: Mapping[str, SelectValue | Sequence[SelectValue]]) -> bool:
     for key, wanted in select.items():
-        if key not in atoms.info:
+        if key not in info:
             return False
         options = list(wanted) if isinstance(wanted, (list, tuple)) else [wanted]
-        if not any(_matches(atoms.info[key], w) for w in options):
+        if not any(_matches(info[key], w) for w in options):
             return False
     return True
 
@@ -198,16 +187,52 @@ def _strip_calc(atoms: Atoms) -> Atoms:
     return out
 
 
-def _check_overlap(atoms: Atoms, where: str) -> None:
-    from ase.neighborlist import neighbor_list
+_DIRECT_MAX_ATOMS = 4000  # pairs checked directly (numpy) up to this size; ASE's cell list above
 
+
+def _close_pairs_direct(positions: np.ndarray, cell: np.ndarray, periodic: bool) -> tuple[np.ndarray, ...]:
+    """Pairs (i < j) closer than MIN_DISTANCE_A, minimum image, by one numpy pass over all pairs.
+
+    Exact when every plane spacing of a periodic cell exceeds 2 * MIN_DISTANCE_A:
+    a vector shorter than MIN_DISTANCE_A then has fractional components below
+    1/2, so rounding the fractional difference finds it, and no atom is that
+    close to its own image.
+    """
+    n = len(positions)
+    inverse = np.linalg.inv(cell) if periodic else None
+    found_i, found_j, found_d = [], [], []
+    rows = max(1, (1 << 21) // max(n, 1))
+    for start in range(0, n, rows):
+        diff = positions[None, :, :] - positions[start : start + rows, None, :]
+        if inverse is not None:
+            frac = diff @ inverse
+            diff = (frac - np.round(frac)) @ cell
+        d = np.sqrt(np.einsum("abk,abk->ab", diff, diff))
+        i, j = np.nonzero(d < MIN_DISTANCE_A)
+        i = i + start
+        keep = i < j
+        found_i.append(i[keep]), found_j.append(j[keep]), found_d.append(d[i[keep] - start, j[keep]])
+    return np.concatenate(found_i), np.concatenate(found_j), np.concatenate(found_d)
+
+
+def _check_overlap(atoms: Atoms, where: str) -> None:
     pbc = atoms.pbc
     if pbc.any() and np.linalg.matrix_rank(atoms.cell[pbc]) < int(pbc.sum()):
         raise DataError(
             f"{where}: periodic along {pbc.tolist()} but the cell {atoms.cell.tolist()} is degenerate "
             "(fix: write a Lattice= with non-zero vectors or set pbc=\"F F F\")"
         )
-    i, j, d = neighbor_list("ijd", atoms, MIN_DISTANCE_A)
+    cell = atoms.cell.array
+    direct = len(atoms) <= _DIRECT_MAX_ATOMS and (
+        not pbc.any() or (pbc.all() and float(np.min(atoms.cell.volume / np.linalg.norm(
+            np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1))) > 2 * MIN_DISTANCE_A)
+    )
+    if direct:
+        i, j, d = _close_pairs_direct(atoms.positions, cell, bool(pbc.all()))
+    else:  # mixed periodicity, very thin cells, very large structures
+        from ase.neighborlist import neighbor_list
+
+        i, j, d = neighbor_list("ijd", atoms, MIN_DISTANCE_A)
     if len(d):
         k = int(np.argmin(d))
         a, b = int(i[k]), int(j[k])
@@ -294,9 +319,15 @@ def load_reference(
     sha256: str | None = None,
     select: Mapping[str, SelectValue | Sequence[SelectValue]] | None = None,
     max_structures: int | None = None,
+    cache: ArrayCache | None = None,
 ) -> ReferenceSet:
-    """Read, select and validate reference frames from an extxyz file (plain or .gz)."""
-    from ase.io import iread
+    """Read, select and validate reference frames from an extxyz file (plain or .gz).
+
+    The file is read once into memory (hashed, decompressed, parsed there);
+    its parsed frames are shared by every later call in the process and, with
+    ``cache``, stored as arrays keyed by the file's sha256 (:mod:`harness.frames`).
+    """
+    from harness.frames import parse_frames
 
     path = Path(path)
     select = dict(select or {})
@@ -305,60 +336,50 @@ def load_reference(
     if max_structures is not None and max_structures < 1:
         raise DataError(f"{path}: max_structures is {max_structures} (fix: use a positive number or leave it out)")
 
-    actual = sha256_file(path)
-    if sha256 is not None and actual != sha256.lower():
-        raise DataError(
-            f"{path}: sha256 mismatch: expected {sha256}, actual {actual} "
-            "(fix: restore the file, or update the suite's sha256 if the change is intended)"
-        )
-    if _is_gzip(path):
-        _check_gzip(path)
-
-    kept: list[tuple[int, Atoms]] = []
-    infos: list[dict[str, Any]] = []
-    n_frames = 0
-    frames = iread(str(path), index=":", format="extxyz")
-    while max_structures is None or len(kept) < max_structures:
-        try:
-            atoms = next(frames)
-        except StopIteration:
-            break
-        except DataError:
-            raise
-        except Exception as err:  # ase raises many types on malformed text
+    with stage("read"):
+        data = path.read_bytes()
+        actual = hashlib.sha256(data).hexdigest()
+        if sha256 is not None and actual != sha256.lower():
             raise DataError(
-                f"{_where(path, n_frames)}: cannot parse extxyz ({type(err).__name__}: {err}) "
-                "(fix: check the atom count line, the Properties= header and the columns)"
-            ) from None
-        index = n_frames
-        n_frames += 1
-        if select:
-            infos.append({k: atoms.info[k] for k in select if k in atoms.info})
-            if not _selected(atoms, select):
-                continue
-        kept.append((index, atoms))
+                f"{path}: sha256 mismatch: expected {sha256}, actual {actual} "
+                "(fix: restore the file, or update the suite's sha256 if the change is intended)"
+            )
+        parsed = parse_frames(path, data, actual, cache)
+        del data
 
-    if n_frames == 0:
-        raise DataError(f"{path}: contains no frames (fix: point reference.structures at a non-empty extxyz file)")
-    if not kept:
-        seen = "; ".join(_seen_values(infos, k) for k in select)
-        raise DataError(
-            f"{path}: select {select} kept none of the {n_frames} frames; values seen: {seen} "
-            "(fix: change reference.select to values present in the file)"
-        )
+        kept: list[tuple[int, Atoms]] = []
+        infos: list[dict[str, Any]] = []
+        for index, info in enumerate(parsed.infos):
+            if max_structures is not None and len(kept) >= max_structures:
+                break
+            if select:
+                infos.append({k: info[k] for k in select if k in info})
+                if not _selected_info(info, select):
+                    continue
+            kept.append((index, parsed.atoms(index)))
+        if parsed.error is not None and (max_structures is None or len(kept) < max_structures):
+            raise DataError(f"{path}: {parsed.error}")
+        n_frames = len(parsed)
+        if n_frames == 0:
+            raise DataError(f"{path}: contains no frames (fix: point reference.structures at a non-empty extxyz file)")
+        if not kept:
+            seen = "; ".join(_seen_values(infos, k) for k in select)
+            raise DataError(
+                f"{path}: select {select} kept none of the {n_frames} frames; values seen: {seen} "
+                "(fix: change reference.select to values present in the file)"
+            )
 
-    structures: list[Atoms] = []
-    energies: list[float] = []
-    forces: list[np.ndarray] = []
-    for index, atoms in kept:
-        where = _where(path, index, atoms)
-        energy, f = _validate(atoms, where, energy_key, forces_key)
-        clean = _strip_calc(atoms)
-        clean.info[energy_key] = energy
-        clean.arrays[forces_key] = f.copy()
-        structures.append(clean)
-        energies.append(energy)
-        forces.append(f)
+        structures: list[Atoms] = []
+        energies: list[float] = []
+        forces: list[np.ndarray] = []
+        for index, clean in kept:  # fresh copies without a calculator
+            where = _where(path, index, clean)
+            energy, f = _validate(clean, where, energy_key, forces_key)
+            clean.info[energy_key] = energy
+            clean.arrays[forces_key] = f.copy()
+            structures.append(clean)
+            energies.append(energy)
+            forces.append(f)
 
     def frozen(a: np.ndarray) -> np.ndarray:
         a.setflags(write=False)

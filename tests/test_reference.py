@@ -341,3 +341,25 @@ def test_write_scores_rejects_wrong_lengths(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="has 1 entries for 2 structures"):
         write_scores_extxyz(out, frames, {"g": [np.zeros(8)]})
     assert not out.exists()
+
+
+@pytest.mark.parametrize("pbc", [True, False])
+def test_direct_overlap_search_finds_what_ase_finds(pbc: bool) -> None:
+    """The numpy minimum-image search against ASE's neighbour list, on skewed cells with planted close pairs."""
+    from ase.neighborlist import neighbor_list
+
+    from harness.reference import MIN_DISTANCE_A, _close_pairs_direct
+
+    rng = np.random.default_rng(3)
+    for trial in range(20):
+        cell = np.diag(rng.uniform(2.5, 6.0, 3)) + rng.uniform(-1.5, 1.5, (3, 3)) * (trial % 2)
+        atoms = Atoms("H12", scaled_positions=rng.uniform(0, 1, (12, 3)), cell=cell, pbc=pbc)
+        atoms.positions[3] = atoms.positions[7] + rng.normal(size=3) * 0.2  # a close pair, maybe across a face
+        if pbc:
+            atoms.wrap()
+        i, j, d = neighbor_list("ijd", atoms, MIN_DISTANCE_A)
+        expected = sorted((int(a), int(b), round(float(x), 9)) for a, b, x in zip(i, j, d) if a < b)
+        found = sorted(
+            (int(a), int(b), round(float(x), 9)) for a, b, x in zip(*_close_pairs_direct(atoms.positions, cell, pbc))
+        )
+        assert found == expected, trial

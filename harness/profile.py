@@ -1,0 +1,99 @@
+"""Where a gate run's time goes: exclusive seconds per stage (``--harness-profile``).
+
+The stages are the steps of the data flow: ``read`` (reference structures),
+``graphs`` (neighbour lists and model inputs), ``model`` (forward and backward
+passes), ``SOAP``, ``surrogate`` (cross-validated fits), ``SHAP`` (TreeSHAP)
+and ``checks`` (everything else a check does). Code marks a stage with
+``with stage("SOAP"): ...``. Stages nest: time inside an inner stage is
+charged to the inner stage only, so the stage times add up to the time spent
+inside any stage (exclusive timing). With no collector active (the default),
+:func:`stage` costs one global lookup.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+STAGES: tuple[str, ...] = ("read", "graphs", "model", "SOAP", "surrogate", "SHAP", "checks")
+
+
+class Profile:
+    """Exclusive wall-clock seconds and entry counts per stage."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+        self._stack: list[str] = []
+        self._since = 0.0
+
+    def _charge(self, now: float) -> None:
+        if self._stack:
+            top = self._stack[-1]
+            self.seconds[top] = self.seconds.get(top, 0.0) + (now - self._since)
+        self._since = now
+
+    def enter(self, name: str) -> None:
+        self._charge(time.perf_counter())
+        self._stack.append(name)
+        self.calls[name] = self.calls.get(name, 0) + 1
+
+    def exit(self, name: str) -> None:
+        self._charge(time.perf_counter())
+        if not self._stack or self._stack[-1] != name:
+            raise RuntimeError(f"profile stage {name!r} ended out of order (open: {self._stack})")
+        self._stack.pop()
+
+    @property
+    def total(self) -> float:
+        return sum(self.seconds.values())
+
+    def table(self) -> str:
+        """One line per stage: seconds, share of the profiled total, times entered."""
+        names = [s for s in STAGES if s in self.seconds] + sorted(set(self.seconds) - set(STAGES))
+        total = self.total
+        lines = [f"{'stage':<10} {'seconds':>8} {'share':>6} {'entered':>7}"]
+        for name in names:
+            share = self.seconds[name] / total if total > 0 else 0.0
+            lines.append(f"{name:<10} {self.seconds[name]:>8.2f} {share:>6.1%} {self.calls.get(name, 0):>7d}")
+        lines.append(f"{'total':<10} {total:>8.2f}")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, float]:
+        return {name: round(value, 4) for name, value in self.seconds.items()}
+
+
+_active: Profile | None = None
+
+
+def start() -> Profile:
+    """Collect stage times from now on (replaces any active collector); returns the collector."""
+    global _active
+    _active = Profile()
+    return _active
+
+
+def stop() -> Profile | None:
+    """Stop collecting; returns the collector that was active."""
+    global _active
+    found, _active = _active, None
+    return found
+
+
+def active() -> Profile | None:
+    return _active
+
+
+@contextmanager
+def stage(name: str) -> Iterator[None]:
+    """Charge the time spent inside the block (less inner stages) to ``name``."""
+    profile = _active
+    if profile is None:
+        yield
+        return
+    profile.enter(name)
+    try:
+        yield
+    finally:
+        profile.exit(name)
