@@ -122,6 +122,7 @@ class SuiteRun:
             sha256=ref.sha256,
             select=dict(ref.select),
             max_structures=ref.max_structures,
+            cache=self.cache,
         )
 
     # --- models ---------------------------------------------------------------------------------
