@@ -113,7 +113,10 @@ def run_tasks(
     with _client(scheduler, workers, device) as client:
         link = _dashboard(client)
         if link:
-            print(f"dask dashboard: {link}", file=sys.stderr)
+            from importlib.util import find_spec
+
+            needs = " (its pages need bokeh: pip install bokeh)" if scheduler == "local" and not find_spec("bokeh") else ""
+            print(f"dask dashboard: {link}{needs}", file=sys.stderr)
         futures = {
             client.submit(gate_checkpoint, task, key=f"gate-{task.name}-{task.key()[:12]}", pure=False): task
             for task in tasks
