@@ -108,9 +108,75 @@ def _record_lines(
             _record_lines(item, loc + (index,), lines, path, active)
 
 
-def parse_yaml(text: str, path: Path) -> tuple[Any, dict[Loc, int]]:
-    """Parse YAML text into plain data and a map from key path to line."""
+# Bounds on what a suite file may be (a real suite is a few KB, a few levels deep, a few
+# hundred nodes). They are checked on the stream of parser events, before any node is built.
+MAX_SUITE_BYTES = 1 << 20
+MAX_DEPTH = 32
+MAX_NODES = 20_000
+# libyaml's parser when PyYAML has it (about 20x faster); it yields the same events.
+_EventLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _refuse(message: str, path: Path, event: yaml.Event, fix: str) -> SuiteError:
+    return SuiteError(message, path=path, line=event.start_mark.line + 1, fix=fix)
+
+
+def _check_events(text: str, path: Path) -> None:
+    """Refuse anchors/aliases, deep nesting and huge node counts, one event at a time.
+
+    An alias bomb (anchors whose lists repeat the anchor above them) is a few
+    hundred bytes that expand to billions of nodes when built; refusing the
+    first anchor or alias here, before composing, costs time linear in the text.
+    The parser is iterative, so a deep ``[[[[...`` cannot exhaust Python's stack here.
+    """
     try:
+        _scan_events(text, path, _EventLoader)
+    except yaml.YAMLError:  # invalid YAML: scan with the Python parser, whose messages we pin
+        _scan_events(text, path, yaml.SafeLoader)
+
+
+def _scan_events(text: str, path: Path, parser: type) -> None:
+    depth = nodes = 0
+    for event in yaml.parse(text, Loader=parser):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            sign = "*" if isinstance(event, yaml.AliasEvent) else "&"
+            raise _refuse(
+                f"YAML anchors and aliases are not allowed in a suite (found {sign}{event.anchor})",
+                path,
+                event,
+                "write the repeated values out in full; an alias can make a small file expand "
+                "to billions of values",
+            )
+        if isinstance(event, (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            nodes += 1
+            if nodes > MAX_NODES:
+                raise _refuse(
+                    f"the suite has more than {MAX_NODES} YAML values",
+                    path,
+                    event,
+                    "a suite holds a few hundred values; check that this is the suite and not data",
+                )
+        if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise _refuse(
+                    f"YAML nested more than {MAX_DEPTH} levels deep",
+                    path,
+                    event,
+                    "a suite needs a few levels; check the brackets and indentation",
+                )
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            depth -= 1
+
+
+def parse_yaml(text: str, path: Path) -> tuple[Any, dict[Loc, int]]:
+    """Parse YAML text into plain data and a map from key path to line.
+
+    Anchors and aliases, nesting deeper than :data:`MAX_DEPTH` and more than
+    :data:`MAX_NODES` values are refused before anything is built.
+    """
+    try:
+        _check_events(text, path)
         node = yaml.compose(text, Loader=_LineLoader)
         data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as err:
@@ -188,15 +254,33 @@ def _check_item_shape(data: Any, path: Path, lines: dict[Loc, int]) -> None:
             )
 
 
+def _read_text(path: Path) -> str:
+    """The file's text, at most :data:`MAX_SUITE_BYTES` of it."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_SUITE_BYTES + 1)
+    except FileNotFoundError:
+        raise SuiteError("suite file not found", path=path) from None
+    except IsADirectoryError:
+        raise SuiteError("is a directory, not a suite file", path=path, fix="pass a *.suite.yaml file") from None
+    except OSError as err:
+        raise SuiteError(f"cannot read suite file: {err}", path=path) from None
+    if len(data) > MAX_SUITE_BYTES:
+        raise SuiteError(
+            f"the file is larger than {MAX_SUITE_BYTES} bytes, the limit for a suite",
+            path=path,
+            fix="a suite is a few KB of YAML; check that this is the suite and not data",
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise SuiteError(f"cannot read suite file: not UTF-8 text ({err})", path=path) from None
+
+
 def load_suite(path: str | Path) -> LoadedSuite:
     """Read and validate a suite file; every problem is a SuiteError with file and line."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SuiteError("suite file not found", path=path) from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise SuiteError(f"cannot read suite file: {err}", path=path) from None
+    text = _read_text(path)
     data, lines = parse_yaml(text, path)
     if data is None:
         raise SuiteError("the suite file is empty", path=path, line=1, fix="see suites/ for examples")
