@@ -7,7 +7,7 @@ optional extra (``pip install "mlff-harness[sweep]"``), imported only here and
 only when a sweep runs. Exit status: 0 every task finished and every gate
 passed; 1 every task finished and some gate failed; 2 bad input or a task that
 could not finish (its error is printed; the other tasks still ran). See
-docs/sweep.md for clusters (dask-jobqueue) and multi-GPU hosts (dask-cuda).
+docs/sweep.md for clusters (dask-jobqueue) and multi-GPU hosts (one worker per GPU).
 """
 
 from __future__ import annotations
@@ -173,14 +173,10 @@ def _client(scheduler: str, workers: int | None, device: str) -> Iterator[Client
             yield client
         return
     if device == "cuda":
-        try:  # one worker per GPU, each pinned to its GPU (CUDA_VISIBLE_DEVICES); documented, not run here
-            from dask_cuda import LocalCUDACluster
-        except ImportError:
-            cluster: Any = LocalCluster(
-                n_workers=workers or 1, processes=True, threads_per_worker=1, dashboard_address=":0"
-            )
-        else:
-            cluster = LocalCUDACluster(n_workers=workers, threads_per_worker=1, dashboard_address=":0")
+        gpus = visible_gpus()
+        if not gpus:
+            raise OSError("--device cuda, but no GPU is visible (CUDA_VISIBLE_DEVICES, torch.cuda.device_count())")
+        cluster: Any = per_gpu_cluster(gpus[: workers or len(gpus)])
     else:
         n = workers or _cores()
         threads = str(max(1, _cores() // n))  # torch threads per worker process: the cores, shared out
@@ -189,6 +185,41 @@ def _client(scheduler: str, workers: int | None, device: str) -> Iterator[Client
             cluster = LocalCluster(n_workers=n, processes=True, threads_per_worker=1, dashboard_address=":0")
     with cluster, Client(cluster) as client:
         yield client
+
+
+def visible_gpus() -> list[str]:
+    """The GPUs this process may use, as CUDA_VISIBLE_DEVICES entries (set, or counted by torch)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [g.strip() for g in visible.split(",") if g.strip() and not g.strip().startswith("-")]
+    import torch
+
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def per_gpu_cluster(gpus: Sequence[str]) -> Any:
+    """One worker process per GPU, each seeing only its own card (as dask-cuda's LocalCUDACluster does).
+
+    Each worker gets CUDA_VISIBLE_DEVICES=<its GPU> before it starts (so its
+    ``cuda`` device is that GPU), one task thread, an equal share of the cores
+    for torch's CPU threads and of the host memory.
+    """
+    from distributed import Nanny, Scheduler, SpecCluster
+    from distributed.system import MEMORY_LIMIT
+
+    threads = str(max(1, _cores() // len(gpus)))
+    workers = {
+        f"gpu-{gpu}": {
+            "cls": Nanny,
+            "options": {
+                "nthreads": 1,
+                "memory_limit": int(MEMORY_LIMIT / len(gpus)),
+                "env": {"CUDA_VISIBLE_DEVICES": gpu, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads},
+            },
+        }
+        for gpu in gpus
+    }
+    return SpecCluster(workers=workers, scheduler={"cls": Scheduler, "options": {"dashboard_address": ":0"}})
 
 
 def _dashboard(client: Client) -> str | None:

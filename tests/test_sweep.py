@@ -133,15 +133,20 @@ def test_bad_checkpoints_are_reported_and_the_others_finish(swept: dict[str, Any
     assert not (swept["out"] / "garbage_epoch-20.json").exists()
 
 
-def test_rerun_skips_finished_documents_and_redoes_invalid_ones(swept: dict[str, Any]) -> None:
+def test_rerun_on_a_running_scheduler_skips_finished_documents_and_redoes_invalid_ones(swept: dict[str, Any]) -> None:
     """A document edited by hand (invalid) is recomputed; valid, finished ones are skipped byte for byte."""
+    from distributed import LocalCluster
+
     out, ckpts = swept["out"], swept["ckpts"]
     before = {p.name: p.read_bytes() for p in out.glob("*.json")}
     broken = out / "tiny_epoch-5.json"
     broken.write_text(json.dumps({"format": "mlff-harness-results/1"}))
     manifest = _manifest(ckpts / "three.json", {n: swept["pins"][n] for n in STEPS})
-    proc = _sweep(str(swept["suite"]), "--manifest", str(manifest), "--cache", str(swept["cache"]), "-o", str(out))
+    with LocalCluster(n_workers=1, processes=True, threads_per_worker=1, dashboard_address=":0") as cluster:
+        proc = _sweep(str(swept["suite"]), "--manifest", str(manifest), "--cache", str(swept["cache"]), "-o", str(out),
+                      "--scheduler", cluster.scheduler_address)  # fmt: skip
     assert proc.returncode in (0, 1), proc.stdout + proc.stderr
+    assert "dask dashboard: http://" in proc.stderr
     assert "tiny_epoch-0: already done, skipped" in proc.stdout and "tiny_epoch-10: already done" in proc.stdout
     assert "tiny_epoch-5 (step 5): " in proc.stdout and "3 checkpoints (2 already done)" in proc.stdout
     after = {p.name: p.read_bytes() for p in out.glob("*.json")}
@@ -175,6 +180,19 @@ def test_killed_worker_loses_no_finished_document_and_the_rerun_completes(swept:
     assert "3 checkpoints (2 already done)" in second.stdout
     assert {p.name: p.read_bytes() for p in out.glob("*.json") if p.name in kept} == kept
     assert load_results_file(out / "dying_epoch-99.json")["checkpoint"] == {"step": 99}
+
+
+def test_one_worker_per_gpu_each_sees_only_its_own() -> None:
+    """What `--device cuda` starts (no GPU needed to check it): CUDA_VISIBLE_DEVICES set per worker process."""
+    from distributed import Client
+
+    from harness.sweep import per_gpu_cluster
+
+    with per_gpu_cluster(["3", "5"]) as cluster, Client(cluster) as client:
+        seen = client.run(os.getenv, "CUDA_VISIBLE_DEVICES")
+        threads = client.run(os.getenv, "OMP_NUM_THREADS")
+    assert sorted(seen.values()) == ["3", "5"]
+    assert set(threads.values()) == {str(max(1, len(os.sched_getaffinity(0)) // 2))}
 
 
 def test_history_draws_the_sweep_folder(swept: dict[str, Any], tmp_path: Path) -> None:
