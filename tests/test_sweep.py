@@ -239,6 +239,15 @@ def test_bad_input_is_refused_before_anything_runs(swept: dict[str, Any], tmp_pa
     assert proc.returncode == 2 and "neither 'local' nor tcp://HOST:PORT" in proc.stderr
 
 
+def test_the_shipped_history_manifest_pins_the_shipped_checkpoints() -> None:
+    """reference_data/checkpoints/history/SHA256S.json: a sweep of the shipped history run needs no --allow-unpinned."""
+    folder = Path(__file__).parents[1] / "reference_data" / "checkpoints" / "history"
+    entries = load_manifest(folder / "SHA256S.json")
+    assert sorted(p.name for p in entries) == sorted(p.name for p in folder.glob("*_epoch-*.model.gz"))
+    for path, entry in entries.items():
+        assert sha256_file(path) == entry.sha256 and entry.step == step_from_name(path.name)
+
+
 def test_the_gate_does_not_import_dask() -> None:
     code = "import sys, harness.plugin, harness.cli, harness.sweep; print(any(m.split('.')[0] in ('dask', 'distributed') for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
