@@ -1,4 +1,10 @@
-"""The `mlff-harness` command: schema export and running suites."""
+"""The `mlff-harness` command: schema export, suites, results, calibration.
+
+Exit codes, every command: 0 ok; 1 a gate, comparison or calibration failed;
+2 bad input (a missing, empty, truncated, unreadable or schema-invalid file, a
+wrong format tag, a directory instead of a file), with one line naming the
+file and the problem (:mod:`harness.cli_inputs`).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,25 @@ import sys
 from collections.abc import Sequence
 
 
+def _fail(err: BaseException | str) -> int:
+    """Bad input: one line on stderr, exit 2."""
+    from harness.cli_inputs import one_line
+
+    text = one_line(err)
+    print(text if text.startswith("mlff-harness") else f"mlff-harness: {text}", file=sys.stderr)
+    return 2
+
+
 def _schema(args: argparse.Namespace) -> int:
+    from harness.cli_inputs import output_file
+    from harness.errors import HarnessError
     from harness.schema import json_schema
 
+    if args.output:
+        try:
+            output_file(args.output, "schema file")
+        except HarnessError as err:
+            return _fail(err)
     if args.results:
         from harness.results_schema import results_json_schema
 
@@ -26,18 +48,22 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from harness.errors import SuiteError
-    from harness.loader import load_suite
+    from harness.cli_inputs import one_line, read_suite
+    from harness.errors import HarnessError
+    from harness.init_suite import PLACEHOLDER
 
     status = 0
     for path in args.suites:
         try:
-            loaded = load_suite(path)
-        except SuiteError as err:
-            print(f"INVALID {err}", file=sys.stderr)
-            status = 1
+            loaded = read_suite(path)
+        except HarnessError as err:
+            print(f"INVALID {one_line(err)}", file=sys.stderr)
+            status = 2
         else:
-            print(f"ok      {path}: {len(loaded.suite.checks)} checks")
+            text = loaded.path.read_text(encoding="utf-8")
+            placeholders = sum(line.rstrip().endswith(PLACEHOLDER) for line in text.splitlines())
+            note = f" ({placeholders} placeholder thresholds: run mlff-harness calibrate)" if placeholders else ""
+            print(f"ok      {path}: {len(loaded.suite.checks)} checks{note}")
     return status
 
 
@@ -50,15 +76,18 @@ def _run(args: argparse.Namespace, extra: Sequence[str]) -> int:
 def _measure(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from harness.cli_inputs import output_file, read_suite
     from harness.compare import measure_models
     from harness.errors import HarnessError
-    from harness.loader import load_suite
     from harness.report import write_json
     from harness.session import RunOptions, SuiteRun
 
     try:
+        for name, what in ((args.out, "JSON output"), (args.markdown, "markdown output")):
+            if name:
+                output_file(name, what)
         run = SuiteRun(
-            load_suite(args.suite),
+            read_suite(args.suite),
             RunOptions(
                 device=args.device,
                 dtype=args.dtype,
@@ -68,8 +97,7 @@ def _measure(args: argparse.Namespace) -> int:
         )
         document = measure_models(run, top_n=args.top_n)
     except HarnessError as err:
-        print(f"mlff-harness: {err}", file=sys.stderr)
-        return 2
+        return _fail(err)
     if args.out:
         write_json(Path(args.out), document)
     if args.markdown:
@@ -85,14 +113,14 @@ def _measure(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from harness.diff import diff_results, format_rows, load_results
+    from harness.cli_inputs import read_results
+    from harness.diff import diff_results, format_rows
     from harness.errors import HarnessError
 
     try:
-        docs = [load_results(Path(p)) for p in args.results]
+        docs = [read_results(Path(p)) for p in args.results]
     except HarnessError as err:
-        print(f"mlff-harness: {err}", file=sys.stderr)
-        return 2
+        return _fail(err)
     status = 0
     for (name_a, a), (name_b, b) in zip(zip(args.results, docs), zip(args.results[1:], docs[1:])):
         rows = diff_results(a, b)
@@ -104,10 +132,15 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from harness.convert import convert_checkpoint, read_structures
+    from harness.cli_inputs import input_file, output_file
+    from harness.convert import ConversionMismatch, convert_checkpoint, read_structures
     from harness.errors import HarnessError
 
     try:
+        input_file(args.source, "checkpoint")
+        output_file(args.output, "safe checkpoint")
+        if args.structures:
+            input_file(args.structures, "structures file")
         structures = read_structures(args.structures, args.n_structures) if args.structures else None
         report = convert_checkpoint(
             args.source,
@@ -117,33 +150,38 @@ def _convert(args: argparse.Namespace) -> int:
             structures=structures,
             tolerance=args.tolerance,
         )
-    except HarnessError as err:
+    except ConversionMismatch as err:  # the converted model is not the same model: the check failed
         print(f"mlff-harness: {err}", file=sys.stderr)
         return 1
+    except HarnessError as err:
+        return _fail(err)
     print("\n".join(report.lines()))
     return 0
 
 
 def _report(args: argparse.Namespace) -> int:
+    from harness.cli_inputs import output_file, read_results
     from harness.errors import HarnessError
     from harness.html_report import write_html
-    from harness.results_schema import load_results_file
 
     try:
-        path = write_html(args.output, load_results_file(args.results))
+        document = read_results(args.results)
+        path = write_html(output_file(args.output, "HTML report"), document)
     except HarnessError as err:
-        print(f"mlff-harness: {err}", file=sys.stderr)
-        return 2
+        return _fail(err)
     print(f"report written to {path}")
     return 0
 
 
 def _history(args: argparse.Namespace) -> int:
+    from harness.cli_inputs import input_folder, output_file
     from harness.errors import HarnessError
     from harness.history import format_history, load_history, metric_series, write_history_plots
 
     try:
-        history = load_history(args.directory)
+        if args.output:
+            output_file(args.output, "plot file")
+        history = load_history(input_folder(args.directory, "results folder"))
         series = metric_series(history)
         for warning in history.warnings:
             print(f"mlff-harness: warning: {warning}", file=sys.stderr)
@@ -152,9 +190,115 @@ def _history(args: argparse.Namespace) -> int:
         if args.output:
             print(f"plots written to {write_history_plots(args.output, history, series)}")
     except HarnessError as err:
-        print(f"mlff-harness: {err}", file=sys.stderr)
-        return 2
+        return _fail(err)
     return 0
+
+
+def _init(args: argparse.Namespace) -> int:
+    from harness.cli_inputs import input_file
+    from harness.errors import HarnessError
+    from harness.init_suite import init_suite
+
+    try:
+        input_file(args.structures, "structures file")
+        input_file(args.checkpoint, "checkpoint")
+        result = init_suite(
+            args.structures,
+            args.checkpoint,
+            out_dir=args.out,
+            name=args.name,
+            checkpoint_name=args.checkpoint_name,
+            focus=args.focus or (),
+            energy_key=args.energy_key,
+            forces_key=args.forces_key,
+            force=args.force,
+            device=args.device,
+        )
+    except HarnessError as err:
+        return _fail(err)
+    print(
+        f"wrote {result.suite_path}: {result.n_structures} structures, labels {result.energy_key}/{result.forces_key}, "
+        f"SOAP species {' '.join(result.species)}, focus {' '.join(result.focus) or 'none'}"
+    )
+    print(
+        f"next: mlff-harness calibrate {result.suite_path} --good GOOD.model --must-fail BAD.model --write-suite"
+    )
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from harness.calibrate import calibrate, to_json, to_markdown, write_atomic, write_suite
+    from harness.cli_inputs import input_file, output_file, read_suite
+    from harness.errors import HarnessError
+
+    try:
+        loaded = read_suite(args.suite)
+        for path in [*args.good, *args.must_fail]:
+            input_file(path, "checkpoint")
+        stem = loaded.path.name.removesuffix(".yaml").removesuffix(".suite")
+        markdown = Path(args.output) if args.output else loaded.path.with_name(f"{stem}.calibration.md")
+        record = markdown.with_suffix(".json")
+        output_file(markdown, "calibration table")
+        target = None if args.write_suite is False else Path(args.write_suite or loaded.path)
+        if target is not None:
+            output_file(target, "calibrated suite")
+        result = calibrate(
+            loaded,
+            args.good,
+            args.must_fail,
+            margin=args.margin,
+            guards=args.guard or (),
+            cache_dir=Path(args.cache) if args.cache else None,
+            device=args.device,
+            dtype=args.dtype,
+        )
+        write_atomic(markdown, to_markdown(result))
+        write_atomic(record, json.dumps(to_json(result), indent=1, allow_nan=False) + "\n")
+        if result.problems:
+            for problem in result.problems:
+                print(f"mlff-harness: calibration refused: {problem}", file=sys.stderr)
+            print(f"table written to {markdown} and {record}; no suite written", file=sys.stderr)
+            return 1
+        if target is not None:
+            write_suite(result, loaded, target, record=markdown.name)
+    except HarnessError as err:
+        return _fail(err)
+    print(f"calibration accepted: table written to {markdown} and {record}")
+    if target is not None:
+        print(f"calibrated suite written to {target}")
+    return 0
+
+
+def _add_init_calibrate(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    init = sub.add_parser("init", help="write a first suite for your own structures and checkpoint")
+    init.add_argument("--structures", required=True, help="reference structures with energy and force labels (extxyz)")
+    init.add_argument("--checkpoint", required=True, help="the MACE checkpoint the gate decides on (the candidate)")
+    init.add_argument("--checkpoint-name", help="a description of the checkpoint, shown in reports")
+    init.add_argument("--focus", nargs="+", metavar="EL", help="element(s) the model should attend to (e.g. a dopant)")
+    init.add_argument("--out", default=".", help="folder to write <name>.suite.yaml in (default: the current folder)")
+    init.add_argument("--name", help="the suite's name (default: the structures file's name without extensions)")
+    init.add_argument("--energy-key", help="atoms.info key of the total energy, eV (default: detected)")
+    init.add_argument("--forces-key", help="atoms.arrays key of the forces, eV/A (default: detected)")
+    init.add_argument("--force", action="store_true", help="overwrite an existing suite")
+    init.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to load the checkpoint")
+    cal = sub.add_parser("calibrate", help="propose every threshold of a suite from good and must-fail models")
+    cal.add_argument("suite")
+    cal.add_argument("--good", action="append", required=True, metavar="MODEL", help="a model the gate must pass (repeat)")
+    cal.add_argument(
+        "--must-fail", action="append", required=True, metavar="MODEL", help="a model the gate must fail (repeat)"
+    )
+    cal.add_argument("--margin", type=float, default=0.2, help="relative widening of the worst good value (default 0.2)")
+    cal.add_argument("--guard", action="append", metavar="CHECK", help="keep a check that catches no must-fail model")
+    cal.add_argument("-o", "--output", help="calibration table, Markdown (default: <suite>.calibration.md beside it; JSON beside that)")
+    cal.add_argument(
+        "--write-suite", nargs="?", const=None, default=False, metavar="PATH",
+        help="write the suite with the proposed thresholds (default PATH: the suite itself)",
+    )
+    cal.add_argument("--cache", default=".harness-cache", help="cache folder ('' for none)")
+    cal.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    cal.add_argument("--dtype", choices=["float32", "float64"], help="model precision (default: the suite's settings)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -203,9 +347,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     from harness.sweep import add_arguments as sweep_arguments  # light: Dask is imported only when a sweep runs
 
     sweep_arguments(sub.add_parser("sweep", help="gate many checkpoints with one suite on Dask, then show their history"))
+    _add_init_calibrate(sub)
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
     args, extra = parser.parse_known_args(argv)
     if args.command != "run" and extra:
         parser.error(f"unrecognised arguments: {' '.join(extra)}")
+    from harness.errors import HarnessError
+
+    try:
+        return _dispatch(parser, args, extra)
+    except HarnessError as err:  # a command that did not catch its own input error
+        return _fail(err)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as err:  # noqa: BLE001 - one line instead of a traceback; --debug shows it
+        if args.debug:
+            raise
+        from harness.cli_inputs import one_line
+
+        print(
+            f"mlff-harness: internal error in {args.command} ({type(err).__name__}: {one_line(err)}); "
+            "this is a bug: rerun with --debug and report the traceback",
+            file=sys.stderr,
+        )
+        return 2
+
+
+def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: Sequence[str]) -> int:
+    if args.command == "init":
+        return _init(args)
+    if args.command == "calibrate":
+        return _calibrate(args)
     if args.command == "schema":
         return _schema(args)
     if args.command == "validate":

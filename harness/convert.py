@@ -60,6 +60,10 @@ class ConversionReport:
         return out
 
 
+class ConversionMismatch(ModelError):
+    """The converted model does not reproduce the original within the tolerance (nothing is written)."""
+
+
 def synthetic_structures(elements: Sequence[str], *, count: int = 3, seed: int = 0) -> list[Atoms]:
     """Small periodic cells holding every element: 2x2x2 sites 2.8 A apart, rattled (seeded)."""
     if not elements or any(e not in atomic_numbers for e in elements):
@@ -149,7 +153,7 @@ def convert_checkpoint(
         scale = magnitudes(before)
         for name, diff in diffs.items():
             if not diff <= tolerance * scale[name]:
-                raise ModelError(
+                raise ConversionMismatch(
                     f"{source}: the converted model differs from the original on {len(structures)} "
                     f"structures: max |d {name}| = {diff:.3g} > {tolerance:g} x {scale[name]:.3g}; "
                     "nothing written"

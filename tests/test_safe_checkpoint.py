@@ -288,7 +288,7 @@ def test_convert_refuses_without_a_pin_and_writes_nothing(
         main(["convert", str(pickled), str(out)])
     assert exit_info.value.code == 2
     assert "one of the arguments --sha256 --allow-unpinned is required" in capsys.readouterr().err
-    assert main(["convert", str(pickled), str(out), "--sha256", "0" * 64]) == 1
+    assert main(["convert", str(pickled), str(out), "--sha256", "0" * 64]) == 2  # bad input
     assert "sha256 mismatch" in capsys.readouterr().err
     assert not out.exists()
 

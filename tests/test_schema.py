@@ -148,10 +148,10 @@ def test_cli_validate(demo: Path) -> None:
     assert "4 checks" in good.stdout
     bad_path = MALFORMED / "unknown_top_level_key.yaml"
     bad = _cli("validate", str(bad_path))
-    assert bad.returncode == 1
+    assert bad.returncode == 2  # bad input
     assert f"{bad_path}:5: tolerance: unknown field" in bad.stderr
     both = _cli("validate", str(demo), str(bad_path))
-    assert both.returncode == 1
+    assert both.returncode == 2
     assert "ok" in both.stdout and "INVALID" in both.stderr
 
 
