@@ -266,8 +266,8 @@ def surrogate_ablation(
 
     Random features are drawn uniformly from all features (they may include top ones).
     """
-    import shap
-
+    from harness.profile import stage
+    from harness.shap_tree import tree_explainer
     from harness.surrogate import rank_features
 
     X, y = np.asarray(X, dtype=float), np.asarray(y, dtype=float)
@@ -287,8 +287,10 @@ def surrogate_ablation(
     perm = rng.permutation(n)
     test, train = np.sort(perm[:n_test]), np.sort(perm[n_test:])
     model = make_model()
-    model.fit(X[train], y[train])  # type: ignore[attr-defined]
-    shap_values = np.asarray(shap.TreeExplainer(model).shap_values(X[train]), dtype=float).reshape(len(train), f)
+    with stage("surrogate"):
+        model.fit(X[train], y[train])  # type: ignore[attr-defined]
+    with stage("SHAP"):
+        shap_values = np.asarray(tree_explainer(model).shap_values(X[train]), dtype=float).reshape(len(train), f)
     ranking = rank_features(np.mean(np.abs(shap_values), axis=0), names)
     index = {name: i for i, name in enumerate(names)}
     top_cols = np.array([index[name] for name in ranking[:top_n]])

@@ -22,6 +22,7 @@ from harness.errors import DataError, ModelError
 from harness.loader import LoadedSuite
 from harness.metrics import accuracy_metrics, normalise_by, normalise_per_structure
 from harness.models import ModelOutputs, gradcam_variant
+from harness.profile import stage
 from harness.reference import ReferenceSet, load_reference, sha256_file
 from harness.schema import CANDIDATE, Soap
 
@@ -72,6 +73,20 @@ class Explanation:
     def importance_of(self, names: list[str]) -> list[float]:
         index = {name: i for i, name in enumerate(self.feature_names)}
         return [float(self.importance[index[name]]) for name in names]
+
+
+def _soap_jobs(n_structures: int) -> int:
+    """Worker processes for SOAP: one per usable core from 4 cores up, at most one per 64 structures.
+
+    On 2 cores the process start-up and pickling cost more than they save
+    (benchmarks/README.md, "The gate's stages").
+    """
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if cores < 4:
+        return 1
+    return max(1, min(cores, n_structures // 64))
 
 
 class SuiteRun:
@@ -165,17 +180,18 @@ class SuiteRun:
     def model(self, name: str) -> MaceModel:
         """The loaded model (pinned, hashed before unpickling); loaded once per run."""
         if name not in self._models:
-            from harness.mace_adapter import MaceModel  # the only place a model family is chosen
-
             ref = self.model_ref(name)
-            model = MaceModel.load(
-                ref.path,
-                device=self.options.device,
-                dtype=self.dtype,
-                name=name,
-                expected_sha256=ref.sha256,
-                allow_unpinned=self.options.allow_unpinned,
-            )
+            with stage("load"):
+                from harness.mace_adapter import MaceModel  # the only place a model family is chosen
+
+                model = MaceModel.load(
+                    ref.path,
+                    device=self.options.device,
+                    dtype=self.dtype,
+                    name=name,
+                    expected_sha256=ref.sha256,
+                    allow_unpinned=self.options.allow_unpinned,
+                )
             if model.identity != self.identity(name):
                 raise ModelError(f"checkpoint {ref.path} changed while the suite was running")
             self._models[name] = model
@@ -255,9 +271,11 @@ class SuiteRun:
             periodic=soap.periodic,
         )
         key = content_key("soap", self.reference.identity, soap.model_dump())
-        arrays = self.cache.get_or_compute(
-            "soap", key, lambda: {"X": soap_features(list(self.reference.structures), settings)}
-        )
+        structures = list(self.reference.structures)
+        with stage("SOAP"):
+            arrays = self.cache.get_or_compute(
+                "soap", key, lambda: {"X": soap_features(structures, settings, n_jobs=_soap_jobs(len(structures)))}
+            )
         return arrays["X"], tuple(soap_feature_names(settings))
 
     def explanation(self, name: str) -> Explanation:
