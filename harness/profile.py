@@ -1,9 +1,10 @@
 """Where a gate run's time goes: exclusive seconds per stage (``--harness-profile``).
 
 The stages are the steps of the data flow: ``read`` (reference structures),
-``graphs`` (neighbour lists and model inputs), ``model`` (forward and backward
-passes), ``SOAP``, ``surrogate`` (cross-validated fits), ``SHAP`` (TreeSHAP)
-and ``checks`` (everything else a check does). Code marks a stage with
+``load`` (importing the model family and loading checkpoints), ``graphs``
+(neighbour lists, model inputs and batches), ``model`` (forward and backward
+passes), ``SOAP``, ``surrogate`` (cross-validated fits), ``SHAP`` (TreeSHAP),
+``checks`` (everything else a check does) and ``report`` (results and HTML). Code marks a stage with
 ``with stage("SOAP"): ...``. Stages nest: time inside an inner stage is
 charged to the inner stage only, so the stage times add up to the time spent
 inside any stage (exclusive timing). With no collector active (the default),
@@ -16,7 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-STAGES: tuple[str, ...] = ("read", "graphs", "model", "SOAP", "surrogate", "SHAP", "checks")
+STAGES: tuple[str, ...] = ("read", "load", "graphs", "model", "SOAP", "surrogate", "SHAP", "checks", "report")
 
 
 class Profile:
