@@ -31,7 +31,7 @@ def _element(value: str) -> str:
     from ase.data import chemical_symbols
 
     if not isinstance(value, str) or not ELEMENT_RE.match(value) or value not in chemical_symbols:
-        raise ValueError(f"{value!r} is not a chemical element symbol (e.g. 'Cr', 'Sb', 'Te')")
+        raise ValueError(f"{value!r} is not a chemical element symbol (e.g. 'Fe', 'O')")
     return value
 
 
@@ -288,8 +288,8 @@ class AccuracyCheck(CheckBase):
 
     Per-element force errors and (with `group_by`) per-group errors are always
     reported; `per_element` and `per_group` gate them, e.g.
-    `per_element: {Cr: {force_rmse_meV_per_A: {max: 80}}}` (metric
-    `per_element.Cr.force_rmse_meV_per_A` in reports).
+    `per_element: {Fe: {force_rmse_meV_per_A: {max: 80}}}` (metric
+    `per_element.Fe.force_rmse_meV_per_A` in reports).
     """
 
     kind: Literal["accuracy"] = Field(description="The check kind (the key of the list item in YAML).")
@@ -298,7 +298,7 @@ class AccuracyCheck(CheckBase):
     force_rmse_meV_per_A: Bound | None = Field(None, description="RMSE of force components, meV/A.")
     force_mae_meV_per_A: Bound | None = Field(None, description="MAE of force components, meV/A.")
     per_element: dict[str, ElementAccuracy] = Field(
-        default_factory=dict, description="Force-error bounds per element symbol, e.g. {Cr: {force_rmse_meV_per_A: {max: 80}}}."
+        default_factory=dict, description="Force-error bounds per element symbol, e.g. {Fe: {force_rmse_meV_per_A: {max: 80}}}."
     )
     group_by: str | None = Field(
         None, min_length=1, description="atoms.info key that groups structures for per-group errors (e.g. config_type)."
@@ -347,7 +347,7 @@ class GradcamLocusCheck(CheckBase):
     """'Where': does the model's Grad-CAM focus on an element (e.g. the dopant)?"""
 
     kind: Literal["gradcam_locus"] = Field(description="The check kind (the key of the list item in YAML).")
-    element: str = Field(description="The element the model should look at (e.g. Cr).")
+    element: str = Field(description="The element the model should look at (e.g. a dopant).")
     top_k: int = Field(10, ge=1, description="Atoms per structure counted in top_k_share.")
     mean_ratio_to_host: Bound | None = Field(
         None, description="Mean score of `element` / mean score of every other atom."
@@ -377,7 +377,7 @@ class ShapClassesCheck(CheckBase):
         Bound(min=0.7), description="Cross-validated R^2 of the surrogate; gates every other metric."
     )
     top_n: int = Field(20, ge=1, description="Number of top SHAP features the shares count.")
-    involving: str | None = Field(None, description="Element for involving_share (e.g. Cr).")
+    involving: str | None = Field(None, description="Element for involving_share (e.g. a dopant).")
     involving_share: Bound | None = Field(None, description="Share of the top_n features whose pair involves `involving`.")
     angular_l: list[int] | None = Field(None, description="Angular channels l counted in angular_l_share.")
     angular_l_share: Bound | None = Field(None, description="Share of the top_n features with l in `angular_l`.")
@@ -385,10 +385,10 @@ class ShapClassesCheck(CheckBase):
         None, description="Radial indices (1-based) counted in radial_n_share: a feature counts if n or n' is listed."
     )
     radial_n_share: Bound | None = Field(None, description="Share of the top_n features with n or n' in `radial_n`.")
-    pair: list[str] | None = Field(None, description="A species pair such as [Cr, Cr] for pair_share.")
+    pair: list[str] | None = Field(None, description="A species pair such as [Fe, O] for pair_share.")
     pair_share: Bound | None = Field(None, description="Share of the top_n features of species pair `pair`.")
     top_feature_pair: list[str] | None = Field(
-        None, description="The species pair the first-ranked feature must have (e.g. [Cr, Cr])."
+        None, description="The species pair the first-ranked feature must have (e.g. [Fe, Fe])."
     )
     must_include: list[str] = Field(
         default_factory=list, description="Feature-name regular expressions that must match one of the top_n."
@@ -400,7 +400,7 @@ class ShapClassesCheck(CheckBase):
             value = getattr(self, field)
             if value is not None:
                 if len(value) != 2:
-                    raise ValueError(f"{field} must name two elements, e.g. [Cr, Te]")
+                    raise ValueError(f"{field} must name two elements, e.g. [Fe, O]")
                 for v in value:
                     _element(v)
         if self.involving is not None:
