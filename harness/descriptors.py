@@ -82,7 +82,10 @@ class FeatureInfo:
 
 def make_soap(settings: SoapSettings):  # -> dscribe.descriptors.SOAP
     """The dscribe SOAP object for ``settings`` (dscribe imported lazily)."""
-    from dscribe.descriptors import SOAP
+    from harness._warnings import quiet_third_party
+
+    with quiet_third_party():  # dscribe's first import compiles docstrings Python warns about
+        from dscribe.descriptors import SOAP
 
     return SOAP(
         species=list(settings.species),

@@ -8,6 +8,7 @@ imports), so :func:`_mace` sets it for the import only and restores it.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
@@ -26,6 +27,7 @@ from ase import Atoms
 from ase.data import atomic_numbers as ASE_ATOMIC_NUMBERS
 from ase.data import chemical_symbols
 
+from harness._warnings import ignore_third_party
 from harness.attribution import GradCam, gradcam_raw, resolve_layer
 from harness.checkpoint_io import resolve_device, unpickle_checkpoint
 from harness.errors import ModelError
@@ -58,12 +60,13 @@ def _mace() -> SimpleNamespace:
         # e3nn's import torch.loads its constants and fails under weights_only=True.
         os.environ[_ENV_KEY] = "1"
         _quiet_torchscript()
-        warnings.filterwarnings("ignore", category=UserWarning, message=f".*{_ENV_KEY} detected.*")
-        import mace.data
-        import mace.modules
-        import mace.tools
-        from e3nn import o3
-        from mace.tools import torch_geometric
+        # mace.tools.cg prints (to stdout) that optional cuequivariance is absent: not a warning we can act on
+        with contextlib.redirect_stdout(io.StringIO()):
+            import mace.data
+            import mace.modules
+            import mace.tools
+            from e3nn import o3
+            from mace.tools import torch_geometric
 
     return SimpleNamespace(
         data=mace.data, modules=mace.modules, tools=mace.tools, o3=o3, tg=torch_geometric
@@ -71,9 +74,8 @@ def _mace() -> SimpleNamespace:
 
 
 def _quiet_torchscript() -> None:
-    """Inside ``warnings.catch_warnings()``: hide e3nn/mace TorchScript noise (not our code's)."""
-    warnings.filterwarnings("ignore", category=UserWarning, message=".*TorchScript.*")
-    warnings.filterwarnings("ignore", category=DeprecationWarning, message=r".*torch\.jit\..*")
+    """Inside ``warnings.catch_warnings()``: hide e3nn/mace/torch noise (harness._warnings lists it)."""
+    ignore_third_party()
 
 
 @contextmanager
@@ -302,21 +304,13 @@ class MaceModel:
             empty = np.zeros(0, dtype=np.float64)
             return ModelOutputs(empty, np.zeros((0, 3)), empty.copy(), np.zeros(0, dtype=int))
         mace = _mace()
-        from harness.profile import stage
+        loader = mace.tg.dataloader.DataLoader(
+            dataset=self.graphs(structures), batch_size=batch_size, shuffle=False, drop_last=False
+        )
         from harness.progress import bar as progress_bar
 
-        with stage("graphs"):
-            graphs = self.graphs(structures)
-        loader = mace.tg.dataloader.DataLoader(dataset=graphs, batch_size=batch_size, shuffle=False, drop_last=False)
-        batches = iter(progress_bar(loader, desc=f"{self._name}", unit="batch", enabled=progress))
-        parts = []
-        while True:
-            with stage("graphs"):  # collating a batch
-                batch = next(batches, None)
-            if batch is None:
-                break
-            with stage("model"):
-                parts.append(self._evaluate_batch(batch, target, layer_path))
+        bar = progress_bar(loader, desc=f"{self._name}", unit="batch", enabled=progress)
+        parts = [self._evaluate_batch(batch, target, layer_path) for batch in bar]
         return ModelOutputs.concatenate(parts)
 
     def _evaluate_batch(self, batch: Any, target: torch.nn.Module, layer_path: str) -> ModelOutputs:
@@ -724,10 +718,7 @@ def batch_energies(model: MaceModel, structures: Sequence[Atoms]) -> np.ndarray:
     structures = list(structures)
     if not structures:
         return np.zeros(0, dtype=np.float64)
-    from harness.profile import stage
-
-    with stage("graphs"):
-        data = model.collate(structures)
-    with stage("model"), torch.no_grad():
+    data = model.collate(structures)
+    with torch.no_grad():
         out = model.module(data, training=False, compute_force=False)
-        return _numpy(out["energy"].reshape(-1))
+    return _numpy(out["energy"].reshape(-1))

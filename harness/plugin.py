@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness import profile, progress
+from harness import progress
 from harness._warnings import ini_filter_lines
 from harness.errors import HarnessError
 
@@ -26,7 +25,6 @@ from harness.session import RunOptions
 
 SUITE_SUFFIXES = (".suite.yaml", ".suite.yml")
 _PROGRESS_KEY = pytest.StashKey[tuple[Any, Any]]()
-_PROFILE_KEY = pytest.StashKey[tuple[profile.Profile, float]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -71,14 +69,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Cache of model outputs, SOAP and surrogates (default: pytest's cache folder).",
     )
     group.addoption("--harness-no-cache", action="store_true", help="Recompute everything; write no cache.")
-    group.addoption(
-        "--harness-profile",
-        action="store_true",
-        help="Print the seconds spent per stage (read, load, graphs, model, SOAP, surrogate, SHAP, checks, report).",
-    )
-    group.addoption(
-        "--harness-profile-json", metavar="FILE", help="Also write the stage seconds as JSON (implies --harness-profile)."
-    )
     group.addoption(
         "--harness-debug",
         action="store_true",
@@ -127,8 +117,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[OUTCOMES_KEY] = []
     config.stash[RUNS_KEY] = {}
     _start_progress(config)
-    if config.getoption("--harness-profile") or config.getoption("--harness-profile-json"):
-        config.stash[_PROFILE_KEY] = (profile.start(), time.perf_counter())
 
 
 def _start_progress(config: pytest.Config) -> None:
@@ -139,29 +127,7 @@ def _start_progress(config: pytest.Config) -> None:
     config.stash[_PROGRESS_KEY] = (stream, progress.use_stream(stream))
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Any:
-    with profile.stage("checks"):  # what a check does beyond the named stages
-        yield
-
-
-def _profile_summary(config: pytest.Config, terminalreporter: Any) -> None:
-    collector, started = config.stash[_PROFILE_KEY]
-    wall = time.perf_counter() - started
-    terminalreporter.section("mlff-harness profile")
-    terminalreporter.write_line(collector.table())
-    terminalreporter.write_line(f"{'outside':<10} {wall - collector.total:>8.2f}  (imports, collection, pytest)")
-    terminalreporter.write_line(f"{'wall':<10} {wall:>8.2f}  (since the plugin started)")
-    path = config.getoption("--harness-profile-json")
-    if path:
-        write_json(Path(path), {"stages_s": collector.to_json(), "profiled_s": round(collector.total, 4),
-                                "wall_s": round(wall, 4), "calls": dict(collector.calls)})
-
-
 def pytest_unconfigure(config: pytest.Config) -> None:
-    if _PROFILE_KEY in config.stash:
-        profile.stop()
-        del config.stash[_PROFILE_KEY]
     if _PROGRESS_KEY in config.stash:
         stream, previous = config.stash[_PROGRESS_KEY]
         progress.use_stream(previous)
@@ -185,8 +151,6 @@ def _accuracy_by_model(config: pytest.Config) -> dict[str, dict[str, float]]:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    if _PROFILE_KEY in config.stash:
-        _profile_summary(config, terminalreporter)
     outcomes = config.stash.get(OUTCOMES_KEY, [])
     if not outcomes:
         return
@@ -209,11 +173,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             write_scores(run, Path(scores))
     if not (results or html):
         return
-    with profile.stage("report"):
-        _write_reports(config, runs, results, html, explain)
-
-
-def _write_reports(config: pytest.Config, runs: list[Any], results: str | None, html: str | None, explain: bool) -> None:
     from harness.analysis import suite_section
 
     checkpoint = {
