@@ -22,6 +22,7 @@ from harness import metrics
 from harness.bootstrap import Interval, Statistic, bootstrap, nanmean_of
 from harness.cache import content_key
 from harness.faithfulness import PerturbationEnergies, SurrogateAblation, perturbation_energies, surrogate_ablation
+from harness.metrics import ZERO_VARIANCE_eV, constant_structures, undefined
 from harness.models import gradcam_variant
 from harness.outcome import Measurement, judge, measure
 from harness.schema import (
@@ -33,6 +34,7 @@ from harness.schema import (
 from harness.session import SuiteRun
 
 Result = tuple[list[Measurement], str | None, dict[str, Any]]
+ShapResult = tuple[list[Measurement], str | None, dict[str, Any], str | None]
 
 
 def _n_structures(check: FaithfulnessBase, run: SuiteRun) -> int:
@@ -52,6 +54,25 @@ def _interval(check: FaithfulnessBase, run: SuiteRun, statistic: Statistic, n: i
 
 def _interval_json(interval: Interval) -> dict[str, Any]:
     return {"point": interval.point, **interval.to_json()}
+
+
+def _constant_map(model: str, run: SuiteRun, n: int) -> str | None:
+    """Why the model's Grad-CAM map orders no atom in any of the first n structures, else None."""
+    variant = run.suite.attribution.variant
+    offsets = run.reference.offsets[: n + 1]
+    scores = gradcam_variant(run.outputs(model).gradcam_raw[: offsets[-1]], variant)
+    if bool(np.all(constant_structures(scores, offsets))):
+        return (
+            f"the Grad-CAM scores ({variant}) of model {model!r} are constant within each of the {n} structure(s) "
+            "(all zero?): no atom ranks above another"
+        )
+    return None
+
+
+def _undefined_result(check: Any, why: str, n: int) -> Result:
+    return [judge(metric, bound, undefined(why)) for metric, bound in check.bounds().items()], None, {
+        "n_structures": n, "undefined": why,
+    }
 
 
 # --- attribution_faithfulness -------------------------------------------------------------------
@@ -88,6 +109,9 @@ def _perturbation(check: AttributionFaithfulnessCheck, model: str, run: SuiteRun
 
 def _attribution_faithfulness(check: AttributionFaithfulnessCheck, model: str, run: SuiteRun) -> Result:
     n = _n_structures(check, run)
+    constant = _constant_map(model, run, n)
+    if constant is not None:
+        return _undefined_result(check, f"{constant}, so there are no top atoms to displace", n)
     energies = _perturbation(check, model, run, n)
     values = {
         "top_to_random_dE_ratio": _interval(check, run, energies.ratio_statistic(check.k), n),
@@ -154,6 +178,9 @@ def max_of_stage_means(correlations: np.ndarray) -> Statistic:
 
 def _randomisation_sanity(check: RandomisationSanityCheck, model: str, run: SuiteRun) -> Result:
     n = _n_structures(check, run)
+    constant = _constant_map(model, run, n)
+    if constant is not None:
+        return _undefined_result(check, f"{constant}, so no rank correlation with a randomised map", n)
     labels, correlations = _randomised_correlations(check, model, run, n)
     stages = [_interval(check, run, nanmean_of(row), n) for row in correlations]
     values = {
@@ -202,8 +229,27 @@ def _ablation(check: SurrogateFaithfulnessCheck, model: str, run: SuiteRun, n: i
     return SurrogateAblation(a["y"], a["base"], a["top"], a["random"], tuple(str(v) for v in a["top_features"]))
 
 
-def _surrogate_faithfulness(check: SurrogateFaithfulnessCheck, model: str, run: SuiteRun) -> Result:
+def _surrogate_faithfulness_undefined(check: SurrogateFaithfulnessCheck, model: str, run: SuiteRun, n: int) -> str | None:
+    """Why the held-out ablation cannot be measured on n structures, else None."""
+    n_test = int(round(check.holdout_fraction * n))
+    if n_test < 3 or n - n_test < 3:
+        return (
+            f"{n} structure(s) with holdout_fraction {check.holdout_fraction} leave {n_test} held out and "
+            f"{n - n_test} for the fit; both need at least 3"
+        )
+    target = run.error_target(model)[:n]
+    if not float(np.std(target)) > ZERO_VARIANCE_eV:
+        return f"model {model!r} has the same energy error on every structure: the surrogate has nothing to explain"
+    return None
+
+
+def _surrogate_faithfulness(check: SurrogateFaithfulnessCheck, model: str, run: SuiteRun) -> ShapResult:
     n = _n_structures(check, run)
+    why = _surrogate_faithfulness_undefined(check, model, run, n)
+    if why is not None:
+        return [
+            judge(metric, bound, undefined(why), gate=metric == "heldout_r2") for metric, bound in check.bounds().items()
+        ], None, {"n_structures": n, "undefined": why}, None
     ablation = _ablation(check, model, run, n)
     r2, top_drop, random_drop = ablation.drops()
     m = len(ablation.y)
@@ -211,13 +257,13 @@ def _surrogate_faithfulness(check: SurrogateFaithfulnessCheck, model: str, run: 
         "top_to_random_r2_drop_ratio": _interval(check, run, ablation.ratio_statistic(), m),
         "top_r2_drop": _interval(check, run, ablation.top_drop_statistic(), m),
     }
-    gate = judge("heldout_r2", check.heldout_r2, r2)
+    gate = judge("heldout_r2", check.heldout_r2, r2, gate=True)
     others = [x for x in measure(check, {**values, "heldout_r2": r2}, evaluated=gate.passed) if x.metric != "heldout_r2"]
-    reason = None
-    if not gate.passed:
-        reason = (
-            f"surrogate held-out R^2 = {r2:.3f} is outside {check.heldout_r2.describe()}: a surrogate that does "
-            "not predict the held-out structures says nothing about its features, so no drop is judged"
+    reason = unexplained = None
+    if not gate.passed and not gate.undefined:
+        unexplained = (
+            f"surrogate held-out R^2 = {r2:.3f} is outside {check.heldout_r2.describe()}: the surrogate does not "
+            "predict the held-out structures, so it says nothing about its features and no drop is judged"
         )
     details = {
         "n_structures": n,
@@ -227,10 +273,10 @@ def _surrogate_faithfulness(check: SurrogateFaithfulnessCheck, model: str, run: 
         "random_r2_drop_mean": random_drop,
         **{name: _interval_json(v) for name, v in values.items()},
     }
-    return [gate, *others], reason, details
+    return [gate, *others], reason, details, unexplained
 
 
-KINDS: dict[str, Callable[[Any, str, SuiteRun], Result]] = {
+KINDS: dict[str, Callable[[Any, str, SuiteRun], Result | ShapResult]] = {
     "attribution_faithfulness": _attribution_faithfulness,
     "randomisation_sanity": _randomisation_sanity,
     "surrogate_faithfulness": _surrogate_faithfulness,

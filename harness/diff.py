@@ -1,19 +1,19 @@
 """Differences between results files of two runs (`mlff-harness compare A.json B.json`).
 
 Rows pair the same (model, check, metric) across runs; an outcome that flips
-from pass to fail makes the comparison fail, so it can gate too.
+from pass (or inconclusive) to fail makes the comparison fail, so it can gate
+too. Undefined values read ``n/a``; documents written before outcomes had a
+``status`` are read from their ``passed``.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import DataError
-from harness.report import RESULTS_FORMAT
+from harness.results_schema import load_results_file
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,8 @@ class Row:
     after: float | None
     passed_before: bool | None
     passed_after: bool | None
+    status_before: str | None = None  # "pass", "fail" or "inconclusive"; None: absent from that run
+    status_after: str | None = None
 
     @property
     def flipped_to_fail(self) -> bool:
@@ -42,21 +44,23 @@ class Row:
 
 
 def load_results(path: Path) -> dict[str, Any]:
-    """A results document, checked for its format tag."""
-    try:
-        doc = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise DataError(f"{path}: cannot read results JSON ({err})") from None
-    if not isinstance(doc, dict) or doc.get("format") != RESULTS_FORMAT:
-        raise DataError(f"{path}: not a {RESULTS_FORMAT} document (write one with --harness-results)")
-    return doc
+    """A results document, validated against the results schema (format tag and structure)."""
+    return load_results_file(path)
 
 
-def _index(doc: dict[str, Any]) -> dict[tuple[str, str, str], tuple[float | None, bool]]:
+def outcome_status(outcome: dict[str, Any]) -> str:
+    """'pass', 'fail' or 'inconclusive' (from `passed` in documents that predate `status`)."""
+    if not outcome.get("passed"):
+        return "fail"
+    return "inconclusive" if outcome.get("status") == "inconclusive" else "pass"
+
+
+def _index(doc: dict[str, Any]) -> dict[tuple[str, str, str], tuple[float | None, bool, str]]:
     out = {}
     for outcome in doc["outcomes"]:
         for m in outcome["measurements"]:
-            out[(outcome["model"], outcome["check"], m["metric"])] = (m["value"], bool(outcome["passed"]))
+            key = (outcome["model"], outcome["check"], m["metric"])
+            out[key] = (m["value"], bool(outcome["passed"]), outcome_status(outcome))
     return out
 
 
@@ -65,9 +69,10 @@ def diff_results(before: dict[str, Any], after: dict[str, Any]) -> list[Row]:
     a, b = _index(before), _index(after)
     rows = []
     for key in sorted(set(a) | set(b)):
-        va, pa = a.get(key, (None, None))
-        vb, pb = b.get(key, (None, None))
-        rows.append(Row(*key, before=va, after=vb, passed_before=pa, passed_after=pb))
+        va, pa, sa = a.get(key, (None, None, None))
+        vb, pb, sb = b.get(key, (None, None, None))
+        rows.append(Row(*key, before=va, after=vb, passed_before=pa, passed_after=pb, status_before=sa,
+                        status_after=sb))
     return rows
 
 
@@ -77,8 +82,8 @@ def format_rows(rows: list[Row], *, tolerance: float) -> str:
     def fmt(v: float | None) -> str:
         return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.4g}"
 
-    def outcome(p: bool | None) -> str:
-        return {True: "pass", False: "FAIL", None: "-"}[p]
+    def outcome(status: str | None) -> str:
+        return {"pass": "pass", "fail": "FAIL", "inconclusive": "inconclusive", None: "-"}.get(status, str(status))
 
     # the outcome column is the whole check's (a check can fail on a reason, e.g. a surrogate
     # below its R^2 gate, while each of its values is in bounds), shown on each of its rows
@@ -88,7 +93,9 @@ def format_rows(rows: list[Row], *, tolerance: float) -> str:
         if r.flipped_to_fail:
             notes.append("FLIPPED TO FAIL")
         elif r.flipped_to_pass:
-            notes.append("flipped to pass")
+            notes.append("flipped to pass" if r.status_after == "pass" else f"flipped to {r.status_after}")
+        elif r.status_before != r.status_after and None not in (r.status_before, r.status_after):
+            notes.append(f"now {r.status_after}")
         drift = r.drift()
         if drift is not None and drift > tolerance:
             notes.append(f"drift {100 * drift:.1f}% > {100 * tolerance:g}%")
@@ -96,7 +103,7 @@ def format_rows(rows: list[Row], *, tolerance: float) -> str:
             notes.append(f"changed by {r.after - r.before:+.4g} from 0")
         table.append(
             (r.model, r.check, r.metric, fmt(r.before), fmt(r.after),
-             f"{outcome(r.passed_before)} -> {outcome(r.passed_after)}", ", ".join(notes))
+             f"{outcome(r.status_before)} -> {outcome(r.status_after)}", ", ".join(notes))
         )
     widths = [max(len(row[i]) for row in table) for i in range(6)]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row[:6], widths)) + "  " + row[6] for row in table)

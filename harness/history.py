@@ -7,7 +7,9 @@ document has one, else by ``checkpoint.date`` when every document has one,
 else by file modification time, with a warning (mtimes change when files are
 copied: set a step). Each gated (model, check, metric) and each ungated
 summary (RMSE, Grad-CAM means, surrogate R^2) becomes one series; the first
-checkpoint at which a gated metric or check failed is marked.
+checkpoint at which a gated metric or check failed is marked. Undefined
+values read ``n/a``; an inconclusive check (a surrogate that does not explain
+the error) counts as not failed.
 """
 
 from __future__ import annotations
@@ -146,8 +148,10 @@ def load_history(directory: Path | str) -> History:
 def _gated(doc: dict[str, Any]) -> dict[tuple[str, str, str], tuple[float | None, bool | None, bool, Any, Any]]:
     out = {}
     for o in doc["outcomes"]:
+        inconclusive = o.get("status") == "inconclusive"
         for m in o["measurements"]:
-            passed = m["passed"] if m["evaluated"] else None
+            # a value not judged, or the R^2 that left a check inconclusive, is not a failure of the model
+            passed = m["passed"] if m["evaluated"] and not (inconclusive and m.get("gate")) else None
             out[(o["model"], o["check"], m["metric"])] = (m["value"], passed, bool(o["passed"]), m["min"], m["max"])
     return out
 

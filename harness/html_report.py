@@ -37,6 +37,7 @@ table{border-collapse:collapse;margin:0.5em 0;font-size:0.9em}
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
 th{background:#f2f2f2}
 .pass{color:#17692f;font-weight:bold}.fail{color:#b00020;font-weight:bold}.nj{color:#8a6d00}
+.inconclusive{color:#1f4e9c;font-weight:bold}
 .banner{padding:0.6em 1em;border-radius:6px;font-size:1.2em}
 .banner.pass{background:#e3f4e7}.banner.fail{background:#fde7ea}
 section{margin:1.5em 0;border-top:1px solid #ddd}
@@ -83,6 +84,13 @@ def _note(text: str) -> str:
     return f'<p class="note">{escape(text)}</p>'
 
 
+def outcome_status(outcome: Mapping[str, Any]) -> str:
+    """'pass', 'fail' or 'inconclusive' (documents written before `status` existed: from `passed`)."""
+    if not outcome.get("passed"):
+        return "fail"
+    return "inconclusive" if outcome.get("status") == "inconclusive" else "pass"
+
+
 def _summary(doc: Mapping[str, Any]) -> str:
     passed = bool(doc.get("passed"))
     cls = "pass" if passed else "fail"
@@ -92,27 +100,40 @@ def _summary(doc: Mapping[str, Any]) -> str:
         ["harness version", escape(str(doc.get("harness_version")))],
         ["created", escape(str(doc.get("created")))],
     ] + [[f"checkpoint {k}", _fmt(v)] for k, v in checkpoint.items()]
+    statuses = [outcome_status(o) for o in doc["outcomes"]]
+    inconclusive = statuses.count("inconclusive")
+    also = f", {inconclusive} inconclusive (the surrogate does not explain the error)" if inconclusive else ""
     banner = f'<p class="banner {cls}">{"PASSED" if passed else "FAILED"}: ' \
-             f'{sum(o["passed"] for o in doc["outcomes"])} of {len(doc["outcomes"])} checks passed</p>'
+             f'{statuses.count("pass")} of {len(statuses)} checks passed{also}</p>'
     return _section("summary", "Run", banner + _table(["", ""], facts))
+
+
+def _result(outcome: Mapping[str, Any], m: Mapping[str, Any]) -> str:
+    if m["passed"]:
+        return '<span class="pass">PASS</span>'
+    if not m["evaluated"]:
+        return '<span class="nj">not judged</span>'
+    if outcome_status(outcome) == "inconclusive" and m.get("gate"):
+        return '<span class="inconclusive">INCONCLUSIVE</span>'
+    if m.get("undefined_reason"):
+        return f'<span class="fail">FAIL</span>: undefined: {escape(m["undefined_reason"])}'
+    return '<span class="fail">FAIL</span>'
 
 
 def _checks(doc: Mapping[str, Any]) -> str:
     rows = []
     for o in doc["outcomes"]:
+        where = [escape(o["model"]), escape(o["check"]), escape(o["kind"]), str(o["line"])]
         for m in o["measurements"]:
-            if not m["evaluated"]:
-                result = '<span class="nj">not judged</span>'
-            else:
-                result = '<span class="pass">PASS</span>' if m["passed"] else '<span class="fail">FAIL</span>'
             ci = ""
             if m.get("ci_low") is not None or m.get("ci_high") is not None:
                 ci = f" ({_fmt(m.get('ci_low'))} &ndash; {_fmt(m.get('ci_high'))})"
-            rows.append([escape(o["model"]), escape(o["check"]), escape(o["kind"]), str(o["line"]),
-                         escape(m["metric"]), _fmt(m["value"]) + ci, _bound(m), result])
-        if o.get("reason"):
-            rows.append([escape(o["model"]), escape(o["check"]), escape(o["kind"]), str(o["line"]), "reason", "", "",
-                         f'<span class="fail">FAIL</span>: {escape(o["reason"])}'])
+            rows.append([*where, escape(m["metric"]), _fmt(m["value"]) + ci, _bound(m), _result(o, m)])
+        if outcome_status(o) == "inconclusive":
+            rows.append([*where, "reason", "", "", f'<span class="inconclusive">INCONCLUSIVE</span> (if_unexplained: '
+                         f'{escape(str(o.get("if_unexplained")))}): {escape(str(o.get("unexplained")))}'])
+        elif o.get("reason"):
+            rows.append([*where, "reason", "", "", f'<span class="fail">FAIL</span>: {escape(o["reason"])}'])
     body = _table(["model", "check", "kind", "line", "metric", "value", "threshold", "result"], rows) if rows \
         else _note("no checks ran")
     return _section("checks", "Checks", body)

@@ -16,6 +16,7 @@ from harness.baseline import write_baseline
 from harness.checks import CheckOutcome, run_check
 from harness.errors import HarnessError, SuiteError
 from harness.loader import LoadedSuite, load_suite
+from harness.outcome import INCONCLUSIVE
 from harness.schema import CheckBase, RegressionCheck, check_label
 from harness.session import RunOptions, SuiteRun
 
@@ -52,14 +53,17 @@ class CheckFailed(Exception):
 def format_failure(outcome: CheckOutcome, path: Path) -> str:
     """file:line: check 'x' on model 'y' FAILED, then one line per measurement."""
     lines = [f"{path}:{outcome.line}: check {outcome.check!r} ({outcome.kind}) on model {outcome.model!r} FAILED"]
-    if outcome.reason:
-        lines.append(f"  reason: {outcome.reason}")
+    if outcome.failure_reason:
+        lines.append(f"  reason: {outcome.failure_reason}")
     for m in outcome.measurements:
         if not m.evaluated:
             state = "not judged"
+        elif m.undefined:
+            state = f"FAIL (undefined: {m.undefined_reason})"
         else:
             state = "ok" if m.passed else "FAIL"
-        lines.append(f"  {m.metric} = {m.value:.6g}  (threshold {m.bound.describe()})  {state}")
+        value = "n/a" if m.undefined else f"{m.value:.6g}"
+        lines.append(f"  {m.metric} = {value}  (threshold {m.bound.describe()})  {state}")
     return "\n".join(lines)
 
 
@@ -118,9 +122,15 @@ class CheckItem(pytest.Item):
         outcome = run_check(self.check, self.model, run, line=self.line)
         self.config.stash[OUTCOMES_KEY].append(outcome)
         for m in outcome.measurements:
-            self.user_properties.append((f"{m.metric}", f"{m.value:.6g}"))
+            self.user_properties.append((f"{m.metric}", "n/a" if m.undefined else f"{m.value:.6g}"))
             self.user_properties.append((f"{m.metric}:threshold", m.bound.describe()))
-        self.user_properties.append(("outcome", "pass" if outcome.passed else "fail"))
+            if m.undefined:
+                self.user_properties.append((f"{m.metric}:undefined", str(m.undefined_reason)))
+        self.user_properties.append(("outcome", outcome.status))
+        if outcome.status == INCONCLUSIVE:
+            self.user_properties.append(("inconclusive", str(outcome.unexplained)))
+            if outcome.if_unexplained == "skip":
+                pytest.skip(f"inconclusive (if_unexplained: skip): {outcome.unexplained}")
         if not outcome.passed:
             raise CheckFailed(outcome, self.loaded.path)
 

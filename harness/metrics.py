@@ -14,6 +14,61 @@ from scipy.stats import spearmanr
 from harness.descriptors import involves, parse_feature_name
 
 
+# --- undefined values ---------------------------------------------------------------------------
+
+# A surrogate target (an energy error) whose standard deviation is below 1 micro-eV is constant: that is
+# below the precision of labels stored in text files and 500x below the best energy errors in the paper.
+ZERO_VARIANCE_eV = 1e-6
+
+
+class Undefined(float):
+    """A value that is undefined (an absent element, constant scores, an empty group, ...), with the reason.
+
+    It is a NaN, so arithmetic and ``np.isnan`` treat it as one; :func:`why_undefined`
+    reads the reason back. Reports write it as ``null`` with the reason, and a
+    gated metric that is undefined fails its check with that reason.
+    """
+
+    __slots__ = ("reason",)
+    reason: str
+
+    def __new__(cls, reason: str) -> Undefined:
+        value = super().__new__(cls, "nan")
+        value.reason = reason
+        return value
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        return (Undefined, (self.reason,))
+
+    def __repr__(self) -> str:
+        return f"Undefined({self.reason!r})"
+
+
+def undefined(reason: str) -> float:
+    """An undefined value (a NaN) that says why."""
+    return Undefined(reason)
+
+
+def why_undefined(value: object) -> str | None:
+    """The reason a value is undefined: its own, or a generic one for a bare NaN or infinity; None if finite."""
+    if isinstance(value, Undefined):
+        return value.reason
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return f"not a number ({value!r})"
+    if np.isnan(number):
+        return "not a number (NaN)"
+    if np.isinf(number):
+        return f"unbounded ({number})"
+    return None
+
+
+def constant_structures(scores: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Boolean per structure: every atom has the same score (no atom ranks above another)."""
+    return np.array([s.size == 0 or bool(np.all(s == s[0])) for s in split(np.asarray(scores), offsets)], dtype=bool)
+
+
 # --- accuracy -----------------------------------------------------------------------------------
 
 
@@ -21,7 +76,7 @@ def rmse(errors: np.ndarray) -> float:
     """Root mean square of an error array (any shape)."""
     errors = np.asarray(errors, dtype=float)
     if errors.size == 0:
-        return float("nan")
+        return undefined("no values to average")
     return float(np.sqrt(np.mean(errors**2)))
 
 
@@ -29,7 +84,7 @@ def mae(errors: np.ndarray) -> float:
     """Mean absolute value of an error array (any shape)."""
     errors = np.asarray(errors, dtype=float)
     if errors.size == 0:
-        return float("nan")
+        return undefined("no values to average")
     return float(np.mean(np.abs(errors)))
 
 
@@ -126,7 +181,7 @@ def normalise_by(scores: np.ndarray, scale: float) -> np.ndarray:
 def relu_zero_fraction(raw: np.ndarray) -> float:
     """Fraction of atoms whose raw Grad-CAM sum is <= 0, i.e. zeroed by the ReLU."""
     raw = np.asarray(raw, dtype=float)
-    return float(np.mean(raw <= 0.0)) if raw.size else float("nan")
+    return float(np.mean(raw <= 0.0)) if raw.size else undefined("no atoms")
 
 
 def per_element_mean(scores: np.ndarray, symbols: np.ndarray) -> dict[str, float]:
@@ -138,15 +193,20 @@ def per_element_mean(scores: np.ndarray, symbols: np.ndarray) -> dict[str, float
 def mean_ratio_to_host(scores: np.ndarray, symbols: np.ndarray, element: str) -> float:
     """Mean score of `element` over the mean score of every other atom.
 
-    NaN if `element` is absent; +inf if the host mean is 0 and the element's is not.
+    Undefined (a NaN with its reason) if `element` is absent, if every atom is
+    `element`, or if both means are 0; +inf if the host mean is 0 and the element's is not.
     """
     symbols = np.asarray(symbols)
     mask = symbols == element
-    if not mask.any() or mask.all():
-        return float("nan")
+    if not mask.any():
+        return undefined(f"no {element} atom in the structures (elements: {', '.join(sorted(set(symbols.tolist())))})")
+    if mask.all():
+        return undefined(f"every atom is {element}: there is no host to compare with")
     mine, host = float(np.mean(scores[mask])), float(np.mean(scores[~mask]))
     if host == 0.0:
-        return float("inf") if mine > 0 else float("nan")
+        if mine > 0:
+            return float("inf")
+        return undefined(f"the mean score of {element} and of the host atoms are both 0 (Grad-CAM all zero?)")
     return mine / host
 
 
@@ -162,14 +222,26 @@ def top_k_share(scores: np.ndarray, symbols: np.ndarray, offsets: np.ndarray, el
     The share is over the atoms actually ranked, min(k, structure size); a
     structure with n atoms of `element` scores at most n/min(k, size). It is not
     rescaled by the dopant count, so compare it with the dopant counts of the data.
+    Structures whose scores are all equal rank no atom above another and are
+    left out. Undefined (with its reason) when no structure is left.
     """
-    shares = []
+    shares, with_element = [], 0
     for s, sym in zip(split(scores, offsets), split(np.asarray(symbols), offsets)):
         if not np.any(sym == element):
             continue
+        with_element += 1
+        if np.all(s == s[0]):
+            continue
         top = top_k_indices(s, k)
         shares.append(float(np.mean(sym[top] == element)))
-    return float(np.mean(shares)) if shares else float("nan")
+    if not with_element:
+        return undefined(f"no structure contains {element}")
+    if not shares:
+        return undefined(
+            f"the scores are constant within each of the {with_element} structure(s) containing {element} "
+            "(Grad-CAM all zero?): no atom ranks above another"
+        )
+    return float(np.mean(shares))
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -191,7 +263,12 @@ def mean_rank_correlation(a: np.ndarray, b: np.ndarray, offsets: np.ndarray) -> 
     """Mean over structures of the Spearman correlation of per-atom scores (NaN structures skipped)."""
     values = [spearman(x, y) for x, y in zip(split(a, offsets), split(b, offsets))]
     finite = [v for v in values if np.isfinite(v)]
-    return float(np.mean(finite)) if finite else float("nan")
+    if not finite:
+        return undefined(
+            f"the scores are constant within every one of the {len(values)} structure(s) in one of the two maps "
+            "(Grad-CAM all zero?): no rank correlation"
+        )
+    return float(np.mean(finite))
 
 
 # --- SHAP feature classes -----------------------------------------------------------------------
@@ -199,20 +276,20 @@ def mean_rank_correlation(a: np.ndarray, b: np.ndarray, offsets: np.ndarray) -> 
 
 def share_involving(names: Sequence[str], element: str) -> float:
     """Share of feature names whose species pair contains `element`."""
-    return float(np.mean([involves(n, element) for n in names])) if names else float("nan")
+    return float(np.mean([involves(n, element) for n in names])) if names else undefined("no ranked features")
 
 
 def share_with_l(names: Sequence[str], ls: Sequence[int]) -> float:
     """Share of feature names whose angular channel is in `ls`."""
     wanted = set(ls)
-    return float(np.mean([parse_feature_name(n).l in wanted for n in names])) if names else float("nan")
+    return float(np.mean([parse_feature_name(n).l in wanted for n in names])) if names else undefined("no ranked features")
 
 
 def share_with_radial(names: Sequence[str], ns: Sequence[int]) -> float:
     """Share of feature names with a radial index (n or n') in `ns` (1-based)."""
     wanted = set(ns)
     if not names:
-        return float("nan")
+        return undefined("no ranked features")
     infos = [parse_feature_name(n) for n in names]
     return float(np.mean([info.n in wanted or info.n_prime in wanted for info in infos]))
 
@@ -221,7 +298,7 @@ def share_of_pair(names: Sequence[str], pair: Sequence[str]) -> float:
     """Share of feature names of one species pair (order-insensitive)."""
     target = tuple(sorted(pair))
     if not names:
-        return float("nan")
+        return undefined("no ranked features")
     return float(np.mean([tuple(sorted(parse_feature_name(n).pair)) == target for n in names]))
 
 
@@ -245,7 +322,7 @@ def shared_count(a: Sequence[str], b: Sequence[str]) -> int:
 def jaccard(a: Sequence[str], b: Sequence[str]) -> float:
     """|A & B| / |A | B|."""
     union = set(a) | set(b)
-    return len(set(a) & set(b)) / len(union) if union else float("nan")
+    return len(set(a) & set(b)) / len(union) if union else undefined("both feature sets are empty")
 
 
 def coefficient_of_variation(values: np.ndarray, axis: int = 0) -> np.ndarray:

@@ -3,6 +3,16 @@
 A measurement may carry a bootstrap :class:`~harness.bootstrap.Interval`; an
 :class:`~harness.schema.IntervalBound` then gates the point value or an end of
 the interval (``on``), and optionally the share of resamples that pass.
+
+A value can be *undefined* (an absent element, constant scores, too few
+structures, ...): the measurement then holds NaN with ``undefined_reason``, is
+written as ``null`` with that reason, and fails its threshold.
+
+An outcome has one of three states (:attr:`CheckOutcome.status`): ``pass``,
+``fail`` or ``inconclusive``. A SHAP-level check whose surrogate does not
+explain the model's error (its R^2 below the check's bound: ``unexplained``)
+cannot judge any feature; its ``if_unexplained`` policy then makes it fail, or
+leaves it ``inconclusive`` (reported so, not failed: ``pass`` and ``skip``).
 """
 
 from __future__ import annotations
@@ -15,7 +25,10 @@ import numpy as np
 
 from harness.bootstrap import Interval
 from harness.errors import CheckError
+from harness.metrics import why_undefined
 from harness.schema import Bound, CheckBase, IntervalBound
+
+PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 
 
 @dataclass(frozen=True)
@@ -29,20 +42,30 @@ class Measurement:
     evaluated: bool = True  # False when a gate (e.g. surrogate R^2) made the value meaningless
     interval: Interval | None = None
     resample_share: float | None = None  # share of bootstrap resamples inside the bound
+    undefined_reason: str | None = None  # why the value (or the gated interval end) is undefined; it then fails
+    gate: bool = False  # True for the surrogate R^2 that decides whether a SHAP-level check can judge
 
     @property
     def on(self) -> str:
         return self.bound.on if isinstance(self.bound, IntervalBound) else "point"
 
+    @property
+    def undefined(self) -> bool:
+        return self.undefined_reason is not None
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "metric": self.metric,
-            "value": _finite_or_none(self.value),
+            "value": None if self.undefined else _finite_or_none(self.value),
             "min": self.bound.min,
             "max": self.bound.max,
             "passed": self.passed,
             "evaluated": self.evaluated,
         }
+        if self.undefined_reason is not None:
+            out["undefined_reason"] = self.undefined_reason
+        if self.gate:
+            out["gate"] = True
         if self.interval is not None:
             out.update(self.interval.to_json())
             out["on"] = self.on
@@ -61,46 +84,83 @@ class CheckOutcome:
     model: str
     line: int
     measurements: tuple[Measurement, ...]
-    reason: str | None = None  # why it failed beyond the numbers (e.g. a gate)
+    reason: str | None = None  # why it failed beyond the numbers (e.g. a top feature of the wrong pair)
     details: dict[str, Any] = field(default_factory=dict)
+    unexplained: str | None = None  # why the surrogate is not evidence (R^2 below its bound), if it is not
+    if_unexplained: str | None = None  # the check's policy then: "fail", "pass" or "skip"
+
+    @property
+    def status(self) -> str:
+        """'pass', 'fail' or 'inconclusive' (an unexplained error under an if_unexplained of pass or skip)."""
+        if self.unexplained is None:
+            return PASS if self.reason is None and all(m.passed for m in self.measurements) else FAIL
+        # the gate's own failure and the values it left unjudged are the policy's to decide; anything else fails
+        other = [m for m in self.measurements if m.evaluated and not m.gate]
+        if self.reason is not None or not all(m.passed for m in other):
+            return FAIL
+        return FAIL if self.if_unexplained in (None, FAIL) else INCONCLUSIVE
 
     @property
     def passed(self) -> bool:
-        return self.reason is None and all(m.passed for m in self.measurements)
+        """Not failed: a pass or an inconclusive outcome (the gate does not fail on it)."""
+        return self.status != FAIL
+
+    @property
+    def failure_reason(self) -> str | None:
+        """Why the check failed beyond its measurements (its reason, or an unexplained error under 'fail')."""
+        if self.reason is not None:
+            return self.reason
+        if self.status == FAIL and self.unexplained is not None:
+            return self.unexplained
+        return None
 
     def failures(self) -> list[Measurement]:
         return [m for m in self.measurements if not m.passed]
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "check": self.check,
             "kind": self.kind,
             "model": self.model,
             "line": self.line,
             "passed": self.passed,
-            "reason": self.reason,
+            "status": self.status,
+            "reason": self.failure_reason,
             "measurements": [m.to_json() for m in self.measurements],
             "details": self.details,
         }
+        if self.unexplained is not None:
+            out["unexplained"] = self.unexplained
+            out["if_unexplained"] = self.if_unexplained
+        return out
 
 
 def _finite_or_none(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
 
 
-def judge(metric: str, bound: Bound, value: float | Interval, *, evaluated: bool = True) -> Measurement:
-    """A measurement of a plain value or of an interval, judged by its bound."""
+def judge(
+    metric: str, bound: Bound, value: float | Interval, *, evaluated: bool = True, gate: bool = False
+) -> Measurement:
+    """A measurement of a plain value or of an interval, judged by its bound; an undefined value fails."""
     if isinstance(value, Interval):
-        gated = value.gated(bound.on) if isinstance(bound, IntervalBound) else value.point
+        on = bound.on if isinstance(bound, IntervalBound) else "point"
+        gated = value.gated(on)
         share = value.share(bound.admits)
-        passed = bound.admits(gated)
+        why = why_undefined(value.point)
+        if why is None and on != "point":
+            why = why_undefined(gated)
+            why = None if why is None else f"the bootstrap interval's {on} is {why}: no finite resample"
+        passed = why is None and bound.admits(gated)
         if isinstance(bound, IntervalBound) and bound.min_resample_share is not None:
             passed = passed and share == share and share >= bound.min_resample_share
-        return Measurement(metric, value.point, bound, evaluated and passed, evaluated, value, share)
+        return Measurement(metric, value.point, bound, evaluated and passed, evaluated, value, share, why, gate)
     if isinstance(bound, IntervalBound) and (bound.on != "point" or bound.min_resample_share is not None):
         raise CheckError(f"metric {metric!r} has no bootstrap interval: it can only gate on the point value")
-    value = float(value)
-    return Measurement(metric, value, bound, evaluated and bound.admits(value), evaluated)
+    why = why_undefined(value)
+    number = float(value)
+    passed = why is None and bound.admits(number)
+    return Measurement(metric, number, bound, evaluated and passed, evaluated, undefined_reason=why, gate=gate)
 
 
 def measure(

@@ -16,6 +16,7 @@ import numpy as np
 from harness import __version__
 from harness.checks import CheckOutcome
 from harness.errors import DataError
+from harness.outcome import INCONCLUSIVE, Measurement
 
 RESULTS_FORMAT = "mlff-harness-results/1"
 
@@ -26,18 +27,44 @@ def _fmt(value: float | None) -> str:
     return f"{value:.4g}"
 
 
+def measurement_result(outcome: CheckOutcome, m: Measurement) -> str:
+    """The result column of one measurement: PASS, FAIL, 'FAIL: undefined: why', 'not judged' or INCONCLUSIVE."""
+    if m.passed:
+        return "PASS"
+    if not m.evaluated:
+        return "not judged"
+    if m.gate and outcome.status == INCONCLUSIVE:
+        return "INCONCLUSIVE"
+    if m.undefined:
+        return f"FAIL: undefined: {m.undefined_reason}"
+    return "FAIL"
+
+
+def outcome_note(outcome: CheckOutcome) -> str | None:
+    """The line under a check's measurements: why it failed beyond them, or why it is inconclusive."""
+    if outcome.status == INCONCLUSIVE:
+        return f"INCONCLUSIVE (if_unexplained: {outcome.if_unexplained}): {outcome.unexplained}"
+    why = outcome.failure_reason
+    return f"FAIL: {why}" if why else None
+
+
 def summary_table(outcomes: Sequence[CheckOutcome], accuracy: Mapping[str, Mapping[str, float]]) -> str:
-    """A plain-text table: one row per measured value (with its bootstrap interval, if any), then RMSE per model."""
+    """A plain-text table: one row per measured value (with its bootstrap interval, if any), then RMSE per model.
+
+    Undefined values read ``n/a`` and fail with their reason; an inconclusive check
+    (a surrogate that does not explain the error) says so on its own row.
+    """
     rows = [("model", "check", "metric", "value", "interval", "threshold", "result")]
     for o in outcomes:
         for m in o.measurements:
-            result = "PASS" if m.passed else ("not judged" if not m.evaluated else "FAIL")
             interval = ""
             if m.interval is not None:
                 interval = f"[{_fmt(m.interval.low)}, {_fmt(m.interval.high)}] {m.interval.level:.0%}"
-            rows.append((o.model, o.check, m.metric, _fmt(m.value), interval, m.bound.describe(), result))
-        if o.reason:
-            rows.append((o.model, o.check, "reason", "", "", "", f"FAIL: {o.reason}"))
+            value = "n/a" if m.undefined else _fmt(m.value)
+            rows.append((o.model, o.check, m.metric, value, interval, m.bound.describe(), measurement_result(o, m)))
+        note = outcome_note(o)
+        if note:
+            rows.append((o.model, o.check, "reason", "", "", "", note))
     widths = [max(len(r[i]) for r in rows) for i in range(6)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:6], widths)) + "  " + row[6] for row in rows]
     lines.insert(1, "-" * len(lines[0]))
@@ -109,8 +136,30 @@ def _umask() -> int:
     return mask
 
 
+def non_finite_paths(value: Any, where: str = "$") -> list[str]:
+    """JSON paths of every NaN or infinity in a document (an undefined value that lost its reason)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [where]
+    if isinstance(value, Mapping):
+        return [p for k, v in value.items() for p in non_finite_paths(v, f"{where}.{k}")]
+    if isinstance(value, (list, tuple)):
+        return [p for i, v in enumerate(value) for p in non_finite_paths(v, f"{where}[{i}]")]
+    return []
+
+
 def write_json(path: Path, document: Mapping[str, Any]) -> None:
-    """Write JSON atomically, keys sorted, so equal results give equal bytes."""
+    """Write JSON atomically, keys sorted, so equal results give equal bytes.
+
+    Undefined values must arrive as ``null`` with a reason beside them: a NaN
+    or infinity is refused (ValueError naming its JSON path), never written.
+    """
+    leaks = non_finite_paths(document)
+    if leaks:
+        more = f" (and {len(leaks) - 1} more)" if len(leaks) > 1 else ""
+        raise ValueError(
+            f"{path}: refusing to write a non-finite number at {leaks[0]}{more}: an undefined value must be "
+            "written as null with its reason"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".results.", dir=path.parent)
     try:

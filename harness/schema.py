@@ -369,7 +369,31 @@ class GradcamLocusCheck(CheckBase):
         return _element(value)
 
 
-class ShapClassesCheck(CheckBase):
+IfUnexplained = Literal["fail", "pass", "skip"]
+IF_UNEXPLAINED_DEFAULT: IfUnexplained = "skip"
+
+
+class ShapLevelBase(CheckBase):
+    """Fields of every check that reads a surrogate's SHAP values (the 'what' level).
+
+    A SHAP ranking is evidence only when the surrogate explains the model's
+    error (its R^2 within the check's bound). When it does not, the check cannot
+    judge any feature: ``if_unexplained`` says what the outcome is then.
+    """
+
+    if_unexplained: IfUnexplained = Field(
+        IF_UNEXPLAINED_DEFAULT,
+        description="When the surrogate does not explain the model's error (R^2 below its bound), no feature "
+        "is judged and the outcome is: 'fail' (the check fails), 'pass' (it passes, reported as inconclusive) "
+        "or 'skip' (pytest skips it, reported as inconclusive). Default 'skip': in the shipped calibration every "
+        "model the SHAP level catches has an error the surrogate explains well (R^2 0.79 planted Cr-Cr, 0.975 "
+        "dopant-blind), while good models sit at 0.66-0.81 and an excellent model whose remaining error is "
+        "noise has none to explain; failing them says nothing about the model, and a skip stays visible in "
+        "pytest's summary and JUnit.",
+    )
+
+
+class ShapClassesCheck(ShapLevelBase):
     """'What': which SOAP feature classes drive the surrogate of the model's error."""
 
     kind: Literal["shap_classes"] = Field(description="The check kind (the key of the list item in YAML).")
@@ -423,20 +447,29 @@ class ShapClassesCheck(CheckBase):
         return self
 
 
-class OverlapCheck(CheckBase):
+class OverlapCheck(ShapLevelBase):
     """Shared top-N SHAP features between this model and another model of the suite."""
 
     kind: Literal["overlap"] = Field(description="The check kind (the key of the list item in YAML).")
     with_: str = Field(alias="with", description="The other model's name (from `models`).")
     top_n: int = Field(20, ge=1, description="Size of the top sets compared.")
+    surrogate_cv_r2: Bound = Field(
+        Bound(min=0.7),
+        description="Cross-validated R^2 of the weaker of the two models' surrogates; gates the other metrics.",
+    )
     shared: Bound | None = Field(None, description="Number of features in both top_n sets.")
     jaccard: Bound | None = Field(None, description="|A & B| / |A | B| of the two top_n sets.")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-class RegressionCheck(CheckBase):
-    """Against the stored results of the last release (a baseline file)."""
+class RegressionCheck(ShapLevelBase):
+    """Against the stored results of the last release (a baseline file).
+
+    Its SHAP part (``shap_top_shared``) is gated by the surrogate's R^2
+    (``surrogate_cv_r2``, only measured when ``shap_top_shared`` is bounded) and
+    follows ``if_unexplained``; the Grad-CAM and RMSE parts are always judged.
+    """
 
     kind: Literal["regression"] = Field(description="The check kind (the key of the list item in YAML).")
     baseline: str = Field(description="Baseline JSON, relative to the suite file; written by --harness-regen-baselines.")
@@ -448,6 +481,16 @@ class RegressionCheck(CheckBase):
     energy_rmse_change_meV_per_atom: Bound | None = Field(
         None, description="Energy RMSE minus the baseline's, meV/atom."
     )
+    surrogate_cv_r2: Bound = Field(
+        Bound(min=0.7), description="Cross-validated R^2 of the surrogate; gates shap_top_shared (only)."
+    )
+
+    def bounds(self) -> dict[str, Bound]:
+        """The gated metrics; the surrogate's R^2 only when the SHAP part is asked for or it is bounded explicitly."""
+        out = super().bounds()
+        if self.shap_top_shared is None and "surrogate_cv_r2" not in self.model_fields_set:
+            out.pop("surrogate_cv_r2")
+        return out
 
 
 class FaithfulnessBase(CheckBase):
@@ -509,7 +552,7 @@ class RandomisationSanityCheck(FaithfulnessBase):
     )
 
 
-class SurrogateFaithfulnessCheck(FaithfulnessBase):
+class SurrogateFaithfulnessCheck(FaithfulnessBase, ShapLevelBase):
     """Do the top SHAP features carry the surrogate's prediction on held-out structures?
 
     The surrogate (suite's settings) is fitted on a seeded training split and
@@ -572,6 +615,23 @@ class Suite(Strict):
     surrogate: Surrogate = Field(default_factory=Surrogate, description="Surrogate settings.")
     settings: Settings = Field(default_factory=Settings, description="Run settings.")
     checks: list[Check] = Field(min_length=1, description="Checks; each list item is {kind: {...}}.")
+    focus_elements: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="Elements `mlff-harness measure` reports Grad-CAM locus and SHAP shares for (e.g. the dopant); "
+        "omitted: the elements named by the gradcam_locus and shap_classes checks, else every element of the data.",
+    )
+
+    @field_validator("focus_elements")
+    @classmethod
+    def _focus_elements(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            for v in value:
+                _element(v)
+            if len(set(value)) != len(value):
+                raise ValueError(f"focus_elements lists an element twice: {value}")
+        return value
+
 
     @model_validator(mode="before")
     @classmethod

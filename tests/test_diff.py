@@ -59,4 +59,4 @@ def test_cli_exit_codes(tmp_path: Path) -> None:
     assert "FLIPPED TO FAIL" in flipped.stdout
     (tmp_path / "junk.json").write_text(json.dumps({"format": "other"}))
     refused = _cli(str(good), str(tmp_path / "junk.json"))
-    assert refused.returncode == 2 and "not a mlff-harness-results/1 document" in refused.stderr
+    assert refused.returncode == 2 and "not a valid mlff-harness-results/1 document" in refused.stderr

@@ -124,6 +124,8 @@ def test_mean_ratio_to_host() -> None:
     zero_host = np.array([2.0, 0.0, 0.0, 0.0])
     assert metrics.mean_ratio_to_host(zero_host, symbols, "Cr") == math.inf
     assert math.isnan(metrics.mean_ratio_to_host(np.zeros(4), symbols, "Cr"))  # 0/0
+    assert "both 0" in metrics.why_undefined(metrics.mean_ratio_to_host(np.zeros(4), symbols, "Cr"))
+    assert metrics.why_undefined(metrics.mean_ratio_to_host(scores, symbols, "V")).startswith("no V atom")
 
 
 def test_top_k_indices_ties_broken_by_index() -> None:
@@ -277,10 +279,19 @@ def test_top_k_share_in_unit_interval(case, k, rnd) -> None:  # type: ignore[no-
     scores, offsets = case
     symbols = np.array([rnd.choice(["Cr", "Sb", "Te"]) for _ in range(len(scores))], dtype="<U2")
     share = metrics.top_k_share(scores, symbols, offsets, "Cr", k)
-    if "Cr" in symbols.tolist():
+    ranked = [
+        not np.all(s == s[0]) for s, sym in zip(metrics.split(scores, offsets), metrics.split(symbols, offsets))
+        if "Cr" in sym.tolist()
+    ]
+    if any(ranked):
         assert 0.0 <= share <= 1.0
-    else:
+    else:  # no Cr, or every Cr structure has constant scores: undefined, with the reason
         assert math.isnan(share)
+        assert metrics.why_undefined(share) in (
+            "no structure contains Cr",
+            f"the scores are constant within each of the {len(ranked)} structure(s) containing Cr "
+            "(Grad-CAM all zero?): no atom ranks above another",
+        )
 
 
 @settings(max_examples=60, deadline=None)
@@ -352,3 +363,30 @@ def test_rank_correlations_per_structure() -> None:
     b = np.array([1.0, 2.0, 3.0, 3.0, 2.0, 1.0, 1.0, 2.0])
     out = rank_correlations(a, b, np.array([0, 3, 6, 8]))
     assert out[0] == pytest.approx(1.0) and out[1] == pytest.approx(-1.0) and np.isnan(out[2])
+
+
+def test_undefined_is_a_nan_with_its_reason() -> None:
+    import pickle
+
+    value = metrics.undefined("no Cr atom")
+    assert math.isnan(value) and np.isnan(value)
+    assert metrics.why_undefined(value) == "no Cr atom"
+    assert metrics.why_undefined(pickle.loads(pickle.dumps(value))) == "no Cr atom"
+    assert metrics.why_undefined(1.5) is None
+    assert metrics.why_undefined(float("nan")) == "not a number (NaN)"
+    assert metrics.why_undefined(float("inf")) == "unbounded (inf)"
+    assert metrics.why_undefined(metrics.rmse(np.zeros(0))) == "no values to average"
+
+
+def test_top_k_share_leaves_out_constant_structures() -> None:
+    symbols = np.array(["Cr", "Sb", "Te", "Cr", "Sb", "Te"])
+    offsets = np.array([0, 3, 6])
+    scores = np.array([0.0, 0.0, 0.0, 0.9, 0.1, 0.2])  # the first structure ranks nothing
+    assert metrics.top_k_share(scores, symbols, offsets, "Cr", 1) == 1.0
+    assert math.isnan(metrics.top_k_share(np.zeros(6), symbols, offsets, "Cr", 1))
+
+
+def test_mean_rank_correlation_of_constant_maps_is_undefined() -> None:
+    offsets = np.array([0, 3, 6])
+    value = metrics.mean_rank_correlation(np.zeros(6), np.arange(6.0), offsets)
+    assert "no rank correlation" in metrics.why_undefined(value)
