@@ -301,6 +301,51 @@ def _add_init_calibrate(sub: argparse._SubParsersAction) -> None:  # type: ignor
     cal.add_argument("--dtype", choices=["float32", "float64"], help="model precision (default: the suite's settings)")
 
 
+def _add_spread(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    spread = sub.add_parser(
+        "spread",
+        help="how far each gated value of the candidate moves with seeds, precision and device (fragile margins)",
+    )
+    spread.add_argument("suite", help="a suite file, or a folder of *.suite.yaml files")
+    spread.add_argument("--seeds", type=int, default=3, help="seeds to run at the suite's precision (default 3)")
+    spread.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    spread.add_argument("--results", nargs="+", default=[], metavar="JSON",
+                        help="results files of other runs of the same suites (e.g. GPU, --harness-results)")
+    spread.add_argument("--cache", default=".harness-cache", help="cache folder ('' for none)")
+    spread.add_argument("--out", metavar="JSON", help="also write the table as JSON")
+    spread.add_argument("--markdown", metavar="FILE", help="also write the table as markdown")
+
+
+def _spread(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from harness.errors import HarnessError
+    from harness.report import write_json
+    from harness.spread import measure_spread, spread_document, spread_markdown
+
+    root = Path(args.suite)
+    suites = sorted(root.glob("*.suite.y*ml")) if root.is_dir() else [root]
+    if not suites or args.seeds < 1:
+        print(f"mlff-harness: spread: {'no *.suite.yaml in ' + str(root) if not suites else '--seeds must be >= 1'}",
+              file=sys.stderr)
+        return 2
+    try:
+        rows = measure_spread(
+            suites, seeds=args.seeds, device=args.device, results=[Path(r) for r in args.results],
+            cache_dir=Path(args.cache) if args.cache else None, echo=lambda line: print(line, file=sys.stderr),
+        )
+    except HarnessError as err:
+        print(f"mlff-harness: {err}", file=sys.stderr)
+        return 2
+    text = spread_markdown(rows)
+    print(text)
+    if args.out:
+        write_json(Path(args.out), spread_document(rows))
+    if args.markdown:
+        Path(args.markdown).write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mlff-harness", description="Release gates for machine-learned force fields.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -348,6 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     sweep_arguments(sub.add_parser("sweep", help="gate many checkpoints with one suite on Dask, then show their history"))
     _add_init_calibrate(sub)
+    _add_spread(sub)
     parser.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
     args, extra = parser.parse_known_args(argv)
     if args.command != "run" and extra:
@@ -394,6 +440,8 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: 
         return sweep(args)
     if args.command == "measure":
         return _measure(args)
+    if args.command == "spread":
+        return _spread(args)
     if args.command == "compare":
         if len(args.results) < 2:
             parser.error("compare needs at least two results files")

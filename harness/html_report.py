@@ -36,7 +36,7 @@ body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
 table{border-collapse:collapse;margin:0.5em 0;font-size:0.9em}
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
 th{background:#f2f2f2}
-.pass{color:#17692f;font-weight:bold}.fail{color:#b00020;font-weight:bold}.nj{color:#8a6d00}
+.pass{color:#17692f;font-weight:bold}.fail{color:#b00020;font-weight:bold}.nj{color:#8a6d00}.fragile{color:#8a6d00;font-style:italic}
 .inconclusive{color:#1f4e9c;font-weight:bold}
 .banner{padding:0.6em 1em;border-radius:6px;font-size:1.2em}
 .banner.pass{background:#e3f4e7}.banner.fail{background:#fde7ea}
@@ -109,8 +109,10 @@ def _summary(doc: Mapping[str, Any]) -> str:
 
 
 def _result(outcome: Mapping[str, Any], m: Mapping[str, Any]) -> str:
+    fragile = ' <span class="fragile" title="within 3 measured spreads of the threshold">fragile</span>' \
+        if m.get("fragile") else ""
     if m["passed"]:
-        return '<span class="pass">PASS</span>'
+        return '<span class="pass">PASS</span>' + fragile
     if not m["evaluated"]:
         return '<span class="nj">not judged</span>'
     if outcome_status(outcome) == "inconclusive" and m.get("gate"):

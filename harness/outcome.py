@@ -66,6 +66,11 @@ class Measurement:
             out["undefined_reason"] = self.undefined_reason
         if self.gate:
             out["gate"] = True
+        if getattr(self.bound, "spread", None) is not None:  # a measured spread: flag a value within 3 spreads
+            from harness.spread import is_fragile
+
+            out["spread"] = self.bound.spread
+            out["fragile"] = is_fragile(self)
         if self.interval is not None:
             out.update(self.interval.to_json())
             out["on"] = self.on

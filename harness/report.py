@@ -28,9 +28,14 @@ def _fmt(value: float | None) -> str:
 
 
 def measurement_result(outcome: CheckOutcome, m: Measurement) -> str:
-    """The result column of one measurement: PASS, FAIL, 'FAIL: undefined: why', 'not judged' or INCONCLUSIVE."""
+    """The result column of one measurement: PASS, FAIL, 'FAIL: undefined: why', 'not judged' or INCONCLUSIVE.
+
+    A PASS within 3 measured spreads of its threshold (the bound's ``spread``) reads 'PASS (fragile)'.
+    """
     if m.passed:
-        return "PASS"
+        from harness.spread import is_fragile
+
+        return "PASS (fragile)" if is_fragile(m) else "PASS"
     if not m.evaluated:
         return "not judged"
     if m.gate and outcome.status == INCONCLUSIVE:

@@ -46,6 +46,13 @@ class Bound(Strict):
 
     min: float | None = Field(None, description="Smallest passing value (inclusive).")
     max: float | None = Field(None, description="Largest passing value (inclusive).")
+    spread: float | None = Field(
+        None,
+        ge=0,
+        description="Measured spread across hardware and seeds: max - min of the gated value over devices, "
+        "precisions and seeds (`mlff-harness spread`). The report flags a value closer than 3 spreads to the "
+        "threshold as fragile.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Bound:
