@@ -304,13 +304,21 @@ class MaceModel:
             empty = np.zeros(0, dtype=np.float64)
             return ModelOutputs(empty, np.zeros((0, 3)), empty.copy(), np.zeros(0, dtype=int))
         mace = _mace()
-        loader = mace.tg.dataloader.DataLoader(
-            dataset=self.graphs(structures), batch_size=batch_size, shuffle=False, drop_last=False
-        )
+        from harness.profile import stage
         from harness.progress import bar as progress_bar
 
-        bar = progress_bar(loader, desc=f"{self._name}", unit="batch", enabled=progress)
-        parts = [self._evaluate_batch(batch, target, layer_path) for batch in bar]
+        with stage("graphs"):
+            graphs = self.graphs(structures)
+        loader = mace.tg.dataloader.DataLoader(dataset=graphs, batch_size=batch_size, shuffle=False, drop_last=False)
+        batches = iter(progress_bar(loader, desc=f"{self._name}", unit="batch", enabled=progress))
+        parts = []
+        while True:
+            with stage("graphs"):  # collating a batch
+                batch = next(batches, None)
+            if batch is None:
+                break
+            with stage("model"):
+                parts.append(self._evaluate_batch(batch, target, layer_path))
         return ModelOutputs.concatenate(parts)
 
     def _evaluate_batch(self, batch: Any, target: torch.nn.Module, layer_path: str) -> ModelOutputs:
@@ -718,7 +726,10 @@ def batch_energies(model: MaceModel, structures: Sequence[Atoms]) -> np.ndarray:
     structures = list(structures)
     if not structures:
         return np.zeros(0, dtype=np.float64)
-    data = model.collate(structures)
-    with torch.no_grad():
+    from harness.profile import stage
+
+    with stage("graphs"):
+        data = model.collate(structures)
+    with stage("model"), torch.no_grad():
         out = model.module(data, training=False, compute_force=False)
-    return _numpy(out["energy"].reshape(-1))
+        return _numpy(out["energy"].reshape(-1))

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness import progress
+from harness import profile, progress
 from harness._warnings import ini_filter_lines
+from harness.atomic import output_path_problem
 from harness.errors import HarnessError
 
 from harness.items import OPTIONS_KEY, OUTCOMES_KEY, RUNS_KEY, SuiteFile
@@ -25,6 +28,7 @@ from harness.session import RunOptions
 
 SUITE_SUFFIXES = (".suite.yaml", ".suite.yml")
 _PROGRESS_KEY = pytest.StashKey[tuple[Any, Any]]()
+_PROFILE_KEY = pytest.StashKey[tuple[profile.Profile, float]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -70,6 +74,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--harness-no-cache", action="store_true", help="Recompute everything; write no cache.")
     group.addoption(
+        "--harness-profile",
+        action="store_true",
+        help="Print the seconds spent per stage (read, load, graphs, model, SOAP, surrogate, SHAP, checks, report).",
+    )
+    group.addoption(
+        "--harness-profile-json", metavar="FILE", help="Also write the stage seconds as JSON (implies --harness-profile)."
+    )
+    group.addoption(
         "--harness-debug",
         action="store_true",
         help="Show the traceback of unexpected errors (otherwise one line naming the suite file and check).",
@@ -114,9 +126,16 @@ def pytest_configure(config: pytest.Config) -> None:
             datetime.fromisoformat(date)
         except ValueError:
             raise pytest.UsageError(f"--harness-date {date!r} is not ISO 8601 (e.g. 2024-05-01T12:00)") from None
+    for option in ("--harness-results", "--harness-html"):
+        value = config.getoption(option)
+        problem = output_path_problem(value) if value else None
+        if problem:
+            raise pytest.UsageError(f"{option} {value}: {problem} (fix: give a writable file path)")
     config.stash[OUTCOMES_KEY] = []
     config.stash[RUNS_KEY] = {}
     _start_progress(config)
+    if config.getoption("--harness-profile") or config.getoption("--harness-profile-json"):
+        config.stash[_PROFILE_KEY] = (profile.start(), time.perf_counter())
 
 
 def _start_progress(config: pytest.Config) -> None:
@@ -127,7 +146,29 @@ def _start_progress(config: pytest.Config) -> None:
     config.stash[_PROGRESS_KEY] = (stream, progress.use_stream(stream))
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    with profile.stage("checks"):  # what a check does beyond the named stages
+        yield
+
+
+def _profile_summary(config: pytest.Config, terminalreporter: Any) -> None:
+    collector, started = config.stash[_PROFILE_KEY]
+    wall = time.perf_counter() - started
+    terminalreporter.section("mlff-harness profile")
+    terminalreporter.write_line(collector.table())
+    terminalreporter.write_line(f"{'outside':<10} {wall - collector.total:>8.2f}  (imports, collection, pytest)")
+    terminalreporter.write_line(f"{'wall':<10} {wall:>8.2f}  (since the plugin started)")
+    path = config.getoption("--harness-profile-json")
+    if path:
+        write_json(Path(path), {"stages_s": collector.to_json(), "profiled_s": round(collector.total, 4),
+                                "wall_s": round(wall, 4), "calls": dict(collector.calls)})
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
+    if _PROFILE_KEY in config.stash:
+        profile.stop()
+        del config.stash[_PROFILE_KEY]
     if _PROGRESS_KEY in config.stash:
         stream, previous = config.stash[_PROGRESS_KEY]
         progress.use_stream(previous)
@@ -151,6 +192,8 @@ def _accuracy_by_model(config: pytest.Config) -> dict[str, dict[str, float]]:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    if _PROFILE_KEY in config.stash:
+        _profile_summary(config, terminalreporter)
     outcomes = config.stash.get(OUTCOMES_KEY, [])
     if not outcomes:
         return
@@ -159,6 +202,25 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Write the reports. A failure to write them (an unwritable path, a full disk, a bug)
+    is one line and a non-zero exit, never an INTERNALERROR; a results file is written
+    atomically, so it is either the new one or the one that was there before."""
+    try:
+        _finish_session(session)
+    except Exception as error:  # noqa: BLE001 - the run is over: report, do not raise
+        from harness.items import unexpected, wants_traceback
+
+        writer = session.config.get_terminal_writer()
+        known = isinstance(error, (HarnessError, OSError))
+        text = f"{type(error).__name__}: {error}" if known else unexpected(error)
+        writer.line(f"mlff-harness: the reports were not written: {text}", red=True)
+        if wants_traceback(session.config):
+            writer.line("".join(traceback.format_exception(error)))
+        # 4: the output path given cannot be written; 3: anything else
+        session.exitstatus = pytest.ExitCode.USAGE_ERROR if isinstance(error, OSError) else pytest.ExitCode.INTERNAL_ERROR
+
+
+def _finish_session(session: pytest.Session) -> None:
     config = session.config
     if OUTCOMES_KEY not in config.stash:
         return
@@ -173,6 +235,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             write_scores(run, Path(scores))
     if not (results or html):
         return
+    with profile.stage("report"):
+        _write_reports(config, runs, results, html, explain)
+
+
+def _write_reports(config: pytest.Config, runs: list[Any], results: str | None, html: str | None, explain: bool) -> None:
     from harness.analysis import suite_section
 
     checkpoint = {
