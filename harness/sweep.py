@@ -172,16 +172,20 @@ def _client(scheduler: str, workers: int | None, device: str) -> Iterator[Client
         with Client(scheduler, timeout="30s") as client:
             yield client
         return
+    # A worker holds only the task it runs (no queue of others behind it): tasks last minutes, and when a worker
+    # dies Dask counts every task it holds as a suspect (distributed.scheduler.allowed-failures).
+    one_at_a_time = {"distributed.scheduler.worker-saturation": 1.0}
     if device == "cuda":
         gpus = visible_gpus()
         if not gpus:
             raise OSError("--device cuda, but no GPU is visible (CUDA_VISIBLE_DEVICES, torch.cuda.device_count())")
-        cluster: Any = per_gpu_cluster(gpus[: workers or len(gpus)])
+        with dask.config.set(one_at_a_time):
+            cluster: Any = per_gpu_cluster(gpus[: workers or len(gpus)])
     else:
         n = workers or _cores()
         threads = str(max(1, _cores() // n))  # torch threads per worker process: the cores, shared out
         environ = {f"distributed.nanny.pre-spawn-environ.{k}": threads for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-        with dask.config.set(environ):
+        with dask.config.set({**environ, **one_at_a_time}):
             cluster = LocalCluster(n_workers=n, processes=True, threads_per_worker=1, dashboard_address=":0")
     with cluster, Client(cluster) as client:
         yield client
