@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import xml.etree.ElementTree as ET
+from html import escape
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ import pytest
 from harness.baseline import write_baseline
 from harness.checks import run_check
 from harness.compare import measure_models
+from harness.html_report import render_html
 from harness.loader import load_suite
 from harness.metrics import why_undefined
 from harness.outcome import CheckOutcome
@@ -169,17 +171,20 @@ def _assert_reported(outcomes: dict[str, CheckOutcome], tmp_path: Path) -> dict:
     doc = results_document([], list(outcomes.values()))
     validate_results(doc)
     write_json(tmp_path / "results.json", doc)  # refuses any NaN
+    html = render_html(doc)
     for outcome in doc["outcomes"]:
         for m in outcome["measurements"]:
             assert (m["value"] is None) == ("undefined_reason" in m), m
             if "undefined_reason" in m:
                 assert f"FAIL: undefined: {m['undefined_reason']}" in table
+                assert f'<span class="fail">FAIL</span>: undefined: {escape(m["undefined_reason"])}' in html
                 assert outcome["status"] == "fail" and outcome["passed"] is False
     return doc
 
 
 def test_every_check_kind_is_in_the_suite(cases: dict[str, Path]) -> None:
-    assert {check.kind for check in load_suite(cases["no_cr"]).suite.checks} == set(CHECK_KINDS)
+    missing = set(CHECK_KINDS) - {check.kind for check in load_suite(cases["no_cr"]).suite.checks}
+    assert not missing, f"add check kind(s) {sorted(missing)} to SUITE here and assert what they leave undefined"
 
 
 def test_data_without_the_named_element(cases: dict[str, Path], tmp_path: Path) -> None:
@@ -296,6 +301,14 @@ def test_plugin_and_measure_cli_end_to_end(cases: dict[str, Path], tmp_path: Pat
     props = {p.get("name"): p.get("value") for p in ET.parse(junit).getroot().iter("property")}
     assert props["per_element.Cr.force_rmse_meV_per_A"] == "n/a"
     assert props["per_element.Cr.force_rmse_meV_per_A:undefined"].startswith("no Cr atom")
+    history = tmp_path / "history"
+    history.mkdir()
+    for step in (1, 2):
+        (history / f"{step}.json").write_text(json.dumps({**doc, "checkpoint": {"step": step}}))
+    for command in (("history", str(history)), ("compare", str(history / "1.json"), str(history / "2.json"))):
+        shown = run_cli("harness.cli", *command, cwd=root)
+        assert shown.returncode == 0 and "Traceback" not in shown.stdout + shown.stderr, shown.stderr
+        assert "n/a" in shown.stdout
     out = tmp_path / "measure.json"
     measured = run_cli("harness.cli", "measure", str(cases["dark"]), "--out", str(out), "--cache", "", "--top-n", "5",
                        cwd=root)
