@@ -1,17 +1,17 @@
 """An on-disk cache of arrays, keyed by content hashes, safe against corruption and races.
 
 Entries are ``.npz`` files whose arrays carry a checksum of their own bytes.
-Writes go to a temporary file in the same folder and are renamed into place,
-so a reader never sees half a file and two writers at once (pytest-xdist)
-leave one complete entry. A corrupt entry is reported, removed and recomputed.
+Writes go to a temporary file in the same folder and are renamed into place
+(:mod:`harness.atomic`), so a reader never sees half a file, a process killed
+mid-write leaves no entry, and two writers at once (pytest-xdist) leave one
+complete entry. A corrupt entry is reported, removed and recomputed; a cache
+that cannot be written or read is reported once and the run computes without it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Callable, Mapping
@@ -20,8 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from harness.atomic import atomic_write
+
 CACHE_FORMAT = 1
 _CHECKSUM = "__checksum__"
+_WARNED: set[Path] = set()  # cache folders already reported as unreadable or unwritable
 
 
 def content_key(*parts: Any) -> str:
@@ -46,17 +49,21 @@ class ArrayCache:
 
     def __init__(self, root: Path | str | None) -> None:
         self.root = Path(root) if root is not None else None
+        self._unwritable = False
 
     def _path(self, kind: str, key: str) -> Path:
         assert self.root is not None
         return self.root / kind / f"{key}.npz"
 
     def load(self, kind: str, key: str) -> dict[str, np.ndarray] | None:
-        """The arrays stored under (kind, key), or None if absent or corrupt."""
+        """The arrays stored under (kind, key), or None if absent, unreadable or corrupt."""
         if self.root is None:
             return None
         path = self._path(kind, key)
-        if not path.is_file():
+        try:
+            if not path.is_file():
+                return None
+        except OSError:  # e.g. a path component is a file: nothing cached there
             return None
         try:
             with np.load(path, allow_pickle=False) as data:
@@ -64,31 +71,40 @@ class ArrayCache:
             stored = str(arrays.pop(_CHECKSUM))
             if stored != _checksum(arrays):
                 raise ValueError("checksum mismatch")
+        except PermissionError as err:
+            self._warn_once(f"mlff-harness: cannot read the cache {self.root} ({err}); computing without it")
+            return None
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
             warnings.warn(f"mlff-harness: cache entry {path} is corrupt ({err}); recomputing", stacklevel=2)
-            path.unlink(missing_ok=True)
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                pass  # a read-only cache: the new entry will not be stored either
             return None
         return arrays
 
     def store(self, kind: str, key: str, arrays: Mapping[str, np.ndarray]) -> None:
-        """Write arrays atomically (temporary file + rename)."""
-        if self.root is None:
+        """Write arrays atomically (temporary file + rename; harness.atomic).
+
+        A cache that cannot be written (read-only, full, a file where a folder
+        should be) is not an error: one warning, then the run goes on uncached.
+        """
+        if self.root is None or self._unwritable:
             return
-        path = self._path(kind, key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         payload = {name: np.asarray(value) for name, value in arrays.items()}
         payload[_CHECKSUM] = np.asarray(_checksum(payload))
-        fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=path.parent)
         try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, **payload)
-            mask = os.umask(0)
-            os.umask(mask)
-            os.chmod(tmp, 0o666 & ~mask)  # a shared cache must be readable by others
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            atomic_write(self._path(kind, key), lambda handle: np.savez(handle, **payload))
+        except OSError as err:
+            self._unwritable = True
+            self._warn_once(f"mlff-harness: cannot write to the cache {self.root} ({err}); computing without caching")
+
+    def _warn_once(self, message: str) -> None:
+        """One warning per cache folder and process, however many entries fail."""
+        if self.root in _WARNED:
+            return
+        _WARNED.add(self.root)
+        warnings.warn(message, stacklevel=3)
 
     def get_or_compute(
         self, kind: str, key: str, compute: Callable[[], Mapping[str, np.ndarray]]

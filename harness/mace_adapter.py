@@ -13,7 +13,6 @@ import gzip
 import hashlib
 import io
 import os
-import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -28,6 +27,7 @@ from ase.data import atomic_numbers as ASE_ATOMIC_NUMBERS
 from ase.data import chemical_symbols
 
 from harness._warnings import ignore_third_party
+from harness.atomic import atomic_write
 from harness.attribution import GradCam, gradcam_raw, resolve_layer
 from harness.checkpoint_io import resolve_device, unpickle_checkpoint
 from harness.errors import ModelError
@@ -458,19 +458,10 @@ def cascade_blocks(module: torch.nn.Module) -> list[str]:
 
 
 def save_model(module: torch.nn.Module, path: Path | str) -> None:
-    """``torch.save`` the full module (as mace does), atomically via a temp file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        with warnings.catch_warnings():
-            _quiet_torchscript()
-            torch.save(module, tmp_name)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    """``torch.save`` the full module (as mace does), atomically (harness.atomic)."""
+    with warnings.catch_warnings():
+        _quiet_torchscript()
+        atomic_write(path, lambda handle: torch.save(module, handle))
 
 
 # --- safe checkpoint format (issue 7) ---

@@ -210,12 +210,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     except Exception as error:  # noqa: BLE001 - the run is over: report, do not raise
         from harness.items import unexpected, wants_traceback
 
-        writer = session.config.get_terminal_writer()
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        write = reporter.write_line if reporter is not None else print  # write_line starts a new line
         known = isinstance(error, (HarnessError, OSError))
         text = f"{type(error).__name__}: {error}" if known else unexpected(error)
-        writer.line(f"mlff-harness: the reports were not written: {text}", red=True)
+        write(f"mlff-harness: the reports were not written: {text}")
         if wants_traceback(session.config):
-            writer.line("".join(traceback.format_exception(error)))
+            write("".join(traceback.format_exception(error)))
         # 4: the output path given cannot be written; 3: anything else
         session.exitstatus = pytest.ExitCode.USAGE_ERROR if isinstance(error, OSError) else pytest.ExitCode.INTERNAL_ERROR
 
