@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -72,15 +74,16 @@ def main(args: argparse.Namespace) -> int:
     tasks.sort(key=lambda t: (t.step is None, t.step, t.name))
     done = [] if args.force else [t for t in tasks if is_finished(t)]
     todo = [t for t in tasks if t not in done]
+    if todo and find_spec("distributed") is None:
+        print("mlff-harness: sweep runs on Dask, which is not installed (fix: pip install 'mlff-harness[sweep]')",
+              file=sys.stderr)  # fmt: skip
+        return 2
     for task in done:
         print(f"{task.name}: already done, skipped ({task.output})")
     try:
         results = run_tasks(todo, scheduler=args.scheduler, workers=args.workers, device=args.device) if todo else []
-    except ImportError as err:
-        print(f"mlff-harness: {err} (fix: pip install 'mlff-harness[sweep]')", file=sys.stderr)
-        return 2
-    except OSError as err:  # no scheduler at that address, port in use, ...
-        print(f"mlff-harness: could not start or reach the Dask scheduler {args.scheduler!r}: {err}", file=sys.stderr)
+    except OSError as err:  # no scheduler at that address, no GPU, connection lost (CommClosedError), ...
+        print(f"mlff-harness: Dask scheduler {args.scheduler!r} not started, not reached or lost: {err}", file=sys.stderr)
         return 2
     status = _summary(done, results)
     _print_history(Path(args.output))
@@ -111,10 +114,11 @@ def run_tasks(
     if scheduler == "local" and device == "cpu":  # no idle workers: a rerun of one checkpoint starts one
         workers = min(workers or _cores(), len(tasks))
     with _client(scheduler, workers, device) as client:
+        n_workers = len(client.nthreads())
+        print(f"dask: {len(tasks)} tasks on {n_workers} workers" + ("" if n_workers else " (waiting for workers)"),
+              file=sys.stderr)  # fmt: skip
         link = _dashboard(client)
         if link:
-            from importlib.util import find_spec
-
             needs = " (its pages need bokeh: pip install bokeh)" if scheduler == "local" and not find_spec("bokeh") else ""
             print(f"dask dashboard: {link}{needs}", file=sys.stderr)
         futures = {
@@ -187,8 +191,16 @@ def _client(scheduler: str, workers: int | None, device: str) -> Iterator[Client
         environ = {f"distributed.nanny.pre-spawn-environ.{k}": threads for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
         with dask.config.set({**environ, **one_at_a_time}):
             cluster = LocalCluster(n_workers=n, processes=True, threads_per_worker=1, dashboard_address=":0")
-    with cluster, Client(cluster) as client:
-        yield client
+    nanny = logging.getLogger("distributed.nanny")
+    level = nanny.level
+    try:
+        with cluster, Client(cluster) as client:
+            try:
+                yield client
+            finally:  # on the way out a worker slow to exit (torch, a loaded machine) is killed: harmless, no warning
+                nanny.setLevel(logging.ERROR)
+    finally:
+        nanny.setLevel(level)
 
 
 def visible_gpus() -> list[str]:
