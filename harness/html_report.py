@@ -115,7 +115,7 @@ def _result(outcome: Mapping[str, Any], m: Mapping[str, Any]) -> str:
         return '<span class="pass">PASS</span>' + fragile
     if not m["evaluated"]:
         return '<span class="nj">not judged</span>'
-    if outcome_status(outcome) == "inconclusive" and m.get("gate"):
+    if m.get("gate") and outcome.get("unexplained") and outcome.get("if_unexplained") in ("pass", "skip"):
         return '<span class="inconclusive">INCONCLUSIVE</span>'
     if m.get("undefined_reason"):
         return f'<span class="fail">FAIL</span>: undefined: {escape(m["undefined_reason"])}'
@@ -136,6 +136,9 @@ def _checks(doc: Mapping[str, Any]) -> str:
                          f'{escape(str(o.get("if_unexplained")))}): {escape(str(o.get("unexplained")))}'])
         elif o.get("reason"):
             rows.append([*where, "reason", "", "", f'<span class="fail">FAIL</span>: {escape(o["reason"])}'])
+        elif o.get("unexplained") and o.get("if_unexplained") in ("pass", "skip"):  # failed on its other values
+            rows.append([*where, "reason", "", "", '<span class="fail">FAIL</span> on its other values; SHAP part '
+                         f'<span class="inconclusive">INCONCLUSIVE</span>: {escape(str(o["unexplained"]))}'])
     body = _table(["model", "check", "kind", "line", "metric", "value", "threshold", "result"], rows) if rows \
         else _note("no checks ran")
     return _section("checks", "Checks", body)

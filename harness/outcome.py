@@ -115,9 +115,14 @@ class CheckOutcome:
         """Why the check failed beyond its measurements (its reason, or an unexplained error under 'fail')."""
         if self.reason is not None:
             return self.reason
-        if self.status == FAIL and self.unexplained is not None:
+        if self.status == FAIL and self.unexplained is not None and self.if_unexplained in (None, FAIL):
             return self.unexplained
         return None
+
+    @property
+    def inconclusive_part(self) -> bool:
+        """The SHAP part could not be judged and its policy does not fail it (the check may still fail elsewhere)."""
+        return self.unexplained is not None and self.if_unexplained not in (None, FAIL)
 
     def failures(self) -> list[Measurement]:
         return [m for m in self.measurements if not m.passed]

@@ -38,7 +38,7 @@ def measurement_result(outcome: CheckOutcome, m: Measurement) -> str:
         return "PASS (fragile)" if is_fragile(m) else "PASS"
     if not m.evaluated:
         return "not judged"
-    if m.gate and outcome.status == INCONCLUSIVE:
+    if m.gate and outcome.inconclusive_part:
         return "INCONCLUSIVE"
     if m.undefined:
         return f"FAIL: undefined: {m.undefined_reason}"
@@ -50,7 +50,12 @@ def outcome_note(outcome: CheckOutcome) -> str | None:
     if outcome.status == INCONCLUSIVE:
         return f"INCONCLUSIVE (if_unexplained: {outcome.if_unexplained}): {outcome.unexplained}"
     why = outcome.failure_reason
-    return f"FAIL: {why}" if why else None
+    if why:
+        return f"FAIL: {why}"
+    if outcome.inconclusive_part:  # failed on its other values; its SHAP part alone was inconclusive
+        return f"FAIL on its other values; SHAP part INCONCLUSIVE (if_unexplained: {outcome.if_unexplained}): " \
+            f"{outcome.unexplained}"
+    return None
 
 
 def summary_table(outcomes: Sequence[CheckOutcome], accuracy: Mapping[str, Mapping[str, float]]) -> str:

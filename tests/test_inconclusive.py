@@ -207,5 +207,9 @@ def test_status_logic(policy: str, others_pass: bool, status: str) -> None:
     table = summary_table([outcome], {})
     if status == "inconclusive":
         assert f"INCONCLUSIVE (if_unexplained: {policy})" in table and outcome.to_json()["reason"] is None
-    elif others_pass:
+    elif others_pass:  # failed by its policy: the unexplained surrogate is the reason
         assert "FAIL: surrogate cross-validated R^2 = 0.100" in table
+        assert outcome.failure_reason == outcome.unexplained
+    else:  # failed on its Grad-CAM part: the reason is not the surrogate's, which stays inconclusive
+        assert outcome.failure_reason is None
+        assert "FAIL on its other values; SHAP part INCONCLUSIVE (if_unexplained: pass)" in table
