@@ -60,7 +60,7 @@ def why_undefined(value: object) -> str | None:
     if np.isnan(number):
         return "not a number (NaN)"
     if np.isinf(number):
-        return f"unbounded ({number})"
+        return f"unbounded ({number}: a ratio over a zero denominator?)"
     return None
 
 
@@ -194,7 +194,7 @@ def mean_ratio_to_host(scores: np.ndarray, symbols: np.ndarray, element: str) ->
     """Mean score of `element` over the mean score of every other atom.
 
     Undefined (a NaN with its reason) if `element` is absent, if every atom is
-    `element`, or if both means are 0; +inf if the host mean is 0 and the element's is not.
+    `element`, or if the host atoms' mean score is 0 (the ratio is unbounded or 0/0).
     """
     symbols = np.asarray(symbols)
     mask = symbols == element
@@ -205,7 +205,7 @@ def mean_ratio_to_host(scores: np.ndarray, symbols: np.ndarray, element: str) ->
     mine, host = float(np.mean(scores[mask])), float(np.mean(scores[~mask]))
     if host == 0.0:
         if mine > 0:
-            return float("inf")
+            return undefined(f"the host atoms' mean score is 0 and {element}'s is not: the ratio is unbounded")
         return undefined(f"the mean score of {element} and of the host atoms are both 0 (Grad-CAM all zero?)")
     return mine / host
 

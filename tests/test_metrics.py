@@ -122,7 +122,8 @@ def test_mean_ratio_to_host() -> None:
     assert math.isnan(metrics.mean_ratio_to_host(scores, symbols, "V"))  # absent
     assert math.isnan(metrics.mean_ratio_to_host(scores, np.array(["Cr"] * 4), "Cr"))  # no host
     zero_host = np.array([2.0, 0.0, 0.0, 0.0])
-    assert metrics.mean_ratio_to_host(zero_host, symbols, "Cr") == math.inf
+    unbounded = metrics.mean_ratio_to_host(zero_host, symbols, "Cr")
+    assert math.isnan(unbounded) and "the ratio is unbounded" in metrics.why_undefined(unbounded)
     assert math.isnan(metrics.mean_ratio_to_host(np.zeros(4), symbols, "Cr"))  # 0/0
     assert "both 0" in metrics.why_undefined(metrics.mean_ratio_to_host(np.zeros(4), symbols, "Cr"))
     assert metrics.why_undefined(metrics.mean_ratio_to_host(scores, symbols, "V")).startswith("no V atom")
@@ -374,7 +375,7 @@ def test_undefined_is_a_nan_with_its_reason() -> None:
     assert metrics.why_undefined(pickle.loads(pickle.dumps(value))) == "no Cr atom"
     assert metrics.why_undefined(1.5) is None
     assert metrics.why_undefined(float("nan")) == "not a number (NaN)"
-    assert metrics.why_undefined(float("inf")) == "unbounded (inf)"
+    assert metrics.why_undefined(float("inf")) == "unbounded (inf: a ratio over a zero denominator?)"
     assert metrics.why_undefined(metrics.rmse(np.zeros(0))) == "no values to average"
 
 
