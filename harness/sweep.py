@@ -83,7 +83,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         results = run_tasks(todo, scheduler=args.scheduler, workers=args.workers, device=args.device) if todo else []
     except OSError as err:  # no scheduler at that address, no GPU, connection lost (CommClosedError), ...
-        print(f"mlff-harness: Dask scheduler {args.scheduler!r} not started, not reached or lost: {err}", file=sys.stderr)
+        print(f"mlff-harness: Dask scheduler {args.scheduler!r} not started, reached or kept: {err}", file=sys.stderr)
         return 2
     status = _summary(done, results)
     _print_history(Path(args.output))
@@ -119,8 +119,9 @@ def run_tasks(
               file=sys.stderr)  # fmt: skip
         link = _dashboard(client)
         if link:
-            needs = " (its pages need bokeh: pip install bokeh)" if scheduler == "local" and not find_spec("bokeh") else ""
-            print(f"dask dashboard: {link}{needs}", file=sys.stderr)
+            bokeh = scheduler != "local" or find_spec("bokeh") is not None
+            hint = "" if bokeh else " (its pages need bokeh: pip install bokeh)"
+            print(f"dask dashboard: {link}{hint}", file=sys.stderr)
         futures = {
             client.submit(gate_checkpoint, task, key=f"gate-{task.name}-{task.key()[:12]}", pure=False): task
             for task in tasks

@@ -174,7 +174,7 @@ def plan_sweep(
     if not suite.is_file():
         raise DataError(f"suite {suite} is not a file (fix: pass one *.suite.yaml file)")
     if manifest is None and not allow_unpinned:
-        raise DataError("no checkpoint pins (fix: pass --manifest SHA256S.json, or --allow-unpinned for your own files)")
+        raise DataError("no checkpoint pins (fix: pass --manifest SHA256S.json, or --allow-unpinned for own files)")
     pins = load_manifest(manifest) if manifest is not None else {}
     paths = [Path(c).resolve() for c in checkpoints] or sorted(pins)
     if not paths:
