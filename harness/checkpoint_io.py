@@ -21,6 +21,7 @@ classes it names, so the caller imports mace first).
 from __future__ import annotations
 
 import functools
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -109,6 +110,12 @@ def unpickle_checkpoint(source: Path | IO[bytes], device: torch.device, *, name:
     ``name`` names the file in errors. The caller checks the file's sha256
     first: unpickling can run code.
     """
+    if _is_torchscript(source):
+        raise ModelError(
+            f"checkpoint {name} is a TorchScript (compiled) model, as mace_run_train writes to "
+            "<name>_compiled.model; Grad-CAM needs the Python model's layers (fix: pass <name>.model "
+            "from the same run)"
+        )
     try:
         with storages_restored_on(device):
             loaded = torch.load(source, map_location=device, weights_only=False)
@@ -118,6 +125,21 @@ def unpickle_checkpoint(source: Path | IO[bytes], device: torch.device, *, name:
             "expected a full pickled MACE model as written by mace's training (*.model)"
         ) from error
     return _module_in(loaded, name=name)
+
+
+def _is_torchscript(source: Path | IO[bytes]) -> bool:
+    """A ``torch.jit.save`` archive: a zip whose members include ``<root>/constants.pkl``."""
+    position = source.tell() if not isinstance(source, Path) else None
+    try:
+        if not zipfile.is_zipfile(source):
+            return False
+        with zipfile.ZipFile(source) as archive:
+            return any(member.endswith("/constants.pkl") for member in archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False  # torch.load reports it
+    finally:
+        if position is not None:
+            source.seek(position)  # type: ignore[union-attr]
 
 
 def _module_in(loaded: Any, *, name: str) -> torch.nn.Module:

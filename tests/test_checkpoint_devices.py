@@ -143,6 +143,22 @@ def test_bare_state_dict_is_refused_clearly(tmp_path: Path, originals: dict) -> 
         MaceModel.load(path)
 
 
+def test_compiled_model_is_refused_clearly(tmp_path: Path) -> None:
+    """mace_run_train also writes <name>_compiled.model (TorchScript): no layers to hook."""
+    path = tmp_path / "run_compiled.model"
+    torch.jit.save(torch.jit.script(torch.nn.Linear(3, 2)), str(path))
+    for source in (path, _gzip_copy(path)):
+        with pytest.raises(ModelError, match=r"is a TorchScript \(compiled\) model.*fix: pass <name>.model"):
+            MaceModel.load(source)
+
+
+def _gzip_copy(path: Path) -> Path:
+    out = path.with_name(path.name + ".gz")
+    with open(path, "rb") as raw, gzip.open(out, "wb") as packed:
+        shutil.copyfileobj(raw, packed)
+    return out
+
+
 def test_pin_checked_before_unpickling_a_gpu_file(tmp_path: Path, originals: dict) -> None:
     path = _save(originals["float64"][0], tmp_path / "gpu.model")
     with pytest.raises(ModelError, match="sha256 mismatch.*refusing to unpickle"):
