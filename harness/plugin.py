@@ -161,8 +161,9 @@ def _profile_summary(config: pytest.Config, terminalreporter: Any) -> None:
     terminalreporter.write_line(f"{'wall':<10} {wall:>8.2f}  (since the plugin started)")
     path = config.getoption("--harness-profile-json")
     if path:
-        write_json(Path(path), {"stages_s": collector.to_json(), "profiled_s": round(collector.total, 4),
-                                "wall_s": round(wall, 4), "calls": dict(collector.calls)})
+        write_json(Path(path), {"stages_s": collector.to_json(), "stages_cpu_s": collector.cpu_json(),
+                                "profiled_s": round(collector.total, 4), "wall_s": round(wall, 4),
+                                "calls": dict(collector.calls)})
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -198,7 +199,14 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if not outcomes:
         return
     terminalreporter.section("mlff-harness summary")
-    terminalreporter.write_line(summary_table(outcomes, _accuracy_by_model(config)))
+    try:
+        table = summary_table(outcomes, _accuracy_by_model(config))
+    except Exception as error:  # noqa: BLE001 - the checks have reported; a summary never becomes an INTERNALERROR
+        from harness.items import unexpected
+
+        text = f"{type(error).__name__}: {error}" if isinstance(error, HarnessError) else unexpected(error)
+        table = f"mlff-harness: the summary table could not be made: {text}"
+    terminalreporter.write_line(table)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -98,3 +98,20 @@ def test_a_suite_error_still_names_file_and_line(pytester: pytest.Pytester) -> N
     assert result.ret == pytest.ExitCode.INTERRUPTED
     _assert_no_traceback(result.stdout.str())
     result.stdout.fnmatch_lines([f"mlff-harness: {suite}:7*"])
+
+
+def test_unexpected_error_in_the_summary_is_one_line(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    suite = _demo(pytester)
+    passed = SimpleNamespace(measurements=[], status="pass", passed=True, if_unexplained=None)
+    monkeypatch.setattr("harness.items.run_check", lambda *args, **kwargs: passed)
+    monkeypatch.setattr("harness.plugin.summary_table", _raiser(RuntimeError("table broke")))
+    result = pytester.runpytest("-p", "no:cacheprovider", str(suite))
+    assert result.ret == pytest.ExitCode.OK
+    _assert_no_traceback(result.stdout.str())
+    result.stdout.fnmatch_lines(
+        ["mlff-harness: the summary table could not be made: unexpected RuntimeError: table broke*"]
+    )
