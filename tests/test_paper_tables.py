@@ -58,3 +58,12 @@ def test_markdown_normalises_over_all_models_and_counts_overlaps() -> None:
 def test_not_a_measure_document_is_a_data_error() -> None:
     with pytest.raises(DataError, match="measure"):
         analysis_markdown({"models": {"a": {"accuracy": {}}}})
+
+
+def test_focus_element_heads_the_columns_and_a_model_without_surrogate_is_a_row() -> None:
+    model = _model(2.0, 1.0, ["Cr-Cr_n11_l0", "Sb-Te_n12_l3", "Te-Te_n11_l0"])
+    unexplained = {**model, "shap": {"error": "the surrogate needs at least 10 structures"}}
+    doc = {"top_n": 3, "focus_elements": ["Te"], "models": {"a": model, "b": unexplained}}
+    text = analysis_markdown(doc)
+    assert "| Te/host |" in text and "share involving Te" in text and "Cr/host" not in text
+    assert "| b | n/a | n/a | n/a | the surrogate needs at least 10 structures |" in text
