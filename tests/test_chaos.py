@@ -192,3 +192,24 @@ def test_output_path_problems(tmp_path: Path) -> None:
         locked = tmp_path / "locked"
         locked.mkdir(mode=0o555)
         assert output_path_problem(locked / "r.json") == f"folder {locked} is not writable"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders; the gate test uses a file instead")
+def test_read_only_cache_folder_degrades_to_computing(tmp_path: Path) -> None:
+    """A warm cache made read-only with chmod: hits still load, a new entry is computed, one warning."""
+    root = tmp_path / "cache"
+    ArrayCache(root).store("outputs", "old", {"e": np.arange(3.0)})
+    for folder in (root / "outputs", root):
+        folder.chmod(0o555)
+    try:
+        cache = ArrayCache(root)
+        assert cache.load("outputs", "old") is not None
+        with pytest.warns(UserWarning, match=r"mlff-harness: cannot write to the cache .*computing without caching") as seen:
+            for key in ("new1", "new2"):
+                arrays = cache.get_or_compute("outputs", key, lambda: {"e": np.ones(2)})
+                np.testing.assert_array_equal(arrays["e"], np.ones(2))
+        assert len(seen) == 1
+        assert sorted(p.name for p in (root / "outputs").iterdir()) == ["old.npz"]
+    finally:
+        for folder in (root, root / "outputs"):
+            folder.chmod(0o755)
