@@ -21,27 +21,36 @@ STAGES: tuple[str, ...] = ("read", "load", "graphs", "model", "SOAP", "surrogate
 
 
 class Profile:
-    """Exclusive wall-clock seconds and entry counts per stage."""
+    """Exclusive wall-clock seconds, CPU seconds of this process, and entry counts per stage.
+
+    CPU seconds count this process only (not worker processes such as the
+    surrogate's folds); on a shared machine they show the work where wall
+    seconds also show the wait.
+    """
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.cpu_seconds: dict[str, float] = {}
         self.calls: dict[str, int] = {}
         self._stack: list[str] = []
         self._since = 0.0
+        self._cpu_since = 0.0
 
-    def _charge(self, now: float) -> None:
+    def _charge(self) -> None:
+        now, cpu = time.perf_counter(), time.process_time()
         if self._stack:
             top = self._stack[-1]
             self.seconds[top] = self.seconds.get(top, 0.0) + (now - self._since)
-        self._since = now
+            self.cpu_seconds[top] = self.cpu_seconds.get(top, 0.0) + (cpu - self._cpu_since)
+        self._since, self._cpu_since = now, cpu
 
     def enter(self, name: str) -> None:
-        self._charge(time.perf_counter())
+        self._charge()
         self._stack.append(name)
         self.calls[name] = self.calls.get(name, 0) + 1
 
     def exit(self, name: str) -> None:
-        self._charge(time.perf_counter())
+        self._charge()
         if not self._stack or self._stack[-1] != name:
             raise RuntimeError(f"profile stage {name!r} ended out of order (open: {self._stack})")
         self._stack.pop()
@@ -51,18 +60,24 @@ class Profile:
         return sum(self.seconds.values())
 
     def table(self) -> str:
-        """One line per stage: seconds, share of the profiled total, times entered."""
+        """One line per stage: seconds, share of the profiled total, CPU seconds of this process, times entered."""
         names = [s for s in STAGES if s in self.seconds] + sorted(set(self.seconds) - set(STAGES))
         total = self.total
-        lines = [f"{'stage':<10} {'seconds':>8} {'share':>6} {'entered':>7}"]
+        lines = [f"{'stage':<10} {'seconds':>8} {'share':>6} {'cpu_s':>8} {'entered':>7}"]
         for name in names:
             share = self.seconds[name] / total if total > 0 else 0.0
-            lines.append(f"{name:<10} {self.seconds[name]:>8.2f} {share:>6.1%} {self.calls.get(name, 0):>7d}")
-        lines.append(f"{'total':<10} {total:>8.2f}")
+            lines.append(
+                f"{name:<10} {self.seconds[name]:>8.2f} {share:>6.1%} {self.cpu_seconds.get(name, 0.0):>8.2f} "
+                f"{self.calls.get(name, 0):>7d}"
+            )
+        lines.append(f"{'total':<10} {total:>8.2f} {'':>6} {sum(self.cpu_seconds.values()):>8.2f}")
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, float]:
         return {name: round(value, 4) for name, value in self.seconds.items()}
+
+    def cpu_json(self) -> dict[str, float]:
+        return {name: round(value, 4) for name, value in self.cpu_seconds.items()}
 
 
 _active: Profile | None = None

@@ -32,6 +32,7 @@ def test_nested_stages_are_charged_exclusively() -> None:
     assert collector.calls == {"checks": 1, "model": 1, "SOAP": 1}
     lines = collector.table().splitlines()
     assert [line.split()[0] for line in lines] == ["stage", "model", "SOAP", "checks", "total"]  # data-flow order
+    assert set(collector.cpu_seconds) == {"checks", "model", "SOAP"}  # sleeping costs no CPU
 
 
 def test_no_collector_no_cost_and_out_of_order_is_an_error() -> None:
