@@ -174,14 +174,17 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _history(args: argparse.Namespace) -> int:
-    from harness.cli_inputs import input_folder, output_file
+    from harness.cli_inputs import input_folder, output_file, read_results
     from harness.errors import HarnessError
     from harness.history import format_history, load_history, metric_series, write_history_plots
 
     try:
         if args.output:
             output_file(args.output, "plot file")
-        history = load_history(input_folder(args.directory, "results folder"))
+        folder = input_folder(args.directory, "results folder")
+        for path in sorted(folder.glob("*.json")):
+            read_results(path)  # each file checked as compare and report check it: one line naming it
+        history = load_history(folder)
         series = metric_series(history)
         for warning in history.warnings:
             print(f"mlff-harness: warning: {warning}", file=sys.stderr)

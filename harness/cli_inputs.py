@@ -132,11 +132,38 @@ def read_results(path: str | Path) -> dict[str, Any]:
             "(write one with pytest --harness-results)"
         )
     try:
-        return validate_results(document, source=path)
+        validate_results(document, source=path)
     except HarnessError as err:
         raise InputError(one_line(err)) from None
     except RecursionError:
         raise InputError(f"{path}: the results file is nested too deeply") from None
+    problems = consistency_errors(document)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise InputError(f"{path}: not a valid {RESULTS_FORMAT} document: {problems[0]}{more}")
+    return document
+
+
+def consistency_errors(document: dict[str, Any]) -> list[str]:
+    """Cross-field rules a JSON Schema cannot state: per-atom arrays of one structure agree in length."""
+    problems = []
+    for i, suite in enumerate(document.get("suites") or []):
+        where = f"$.suites[{i}]"
+        view = suite.get("structure_view")
+        if isinstance(view, dict):
+            n = len(view.get("symbols") or [])
+            if len(view.get("positions_A") or []) != n:
+                problems.append(f"{where}.structure_view: {len(view['positions_A'])} positions for {n} atoms")
+            for model, scores in (view.get("scores") or {}).items():
+                if len(scores) != n:
+                    problems.append(f"{where}.structure_view.scores.{model}: {len(scores)} scores for {n} atoms")
+        histogram = suite.get("score_histogram")
+        if isinstance(histogram, dict):
+            edges, counts = histogram.get("edges") or [], histogram.get("counts") or {}
+            for model, row in (counts.items() if isinstance(counts, dict) else [("counts", counts)]):
+                if isinstance(row, list) and len(row) != len(edges) - 1:
+                    problems.append(f"{where}.score_histogram.{model}: {len(row)} counts for {len(edges) - 1} bins")
+    return problems
 
 
 def read_suite(path: str | Path) -> Any:
@@ -144,4 +171,7 @@ def read_suite(path: str | Path) -> Any:
     from harness.loader import load_suite
 
     input_file(path, "suite file")
-    return load_suite(path)
+    try:
+        return load_suite(path)
+    except RecursionError:
+        raise InputError(f"{path}: the suite file is nested too deeply to read") from None
