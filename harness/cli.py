@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -68,9 +69,35 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, extra: Sequence[str]) -> int:
+    """pytest on the paths; its exit codes mapped to ours (2: usage error, nothing collected, interrupted)."""
+    from harness.cli_inputs import InputError
+
+    for path in args.paths:
+        if not os.path.exists(path):
+            return _fail(InputError(f"{path}: no such suite file or folder"))
     import pytest
 
-    return int(pytest.main([*args.paths, *extra]))
+    code = int(pytest.main([*args.paths, *extra]))
+    return code if code in (0, 1) else 2
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    """Check the sweep's inputs as every command does, then hand over to harness.sweep."""
+    from harness.cli_inputs import input_file, input_folder, read_json, read_suite
+    from harness.errors import HarnessError
+    from harness.sweep import main as sweep
+
+    try:
+        read_suite(args.suite)
+        for path in args.checkpoints:
+            input_file(path, "checkpoint")
+        if args.manifest:
+            read_json(args.manifest, "manifest")
+        if os.path.exists(args.output):
+            input_folder(args.output, "output folder")
+    except HarnessError as err:
+        return _fail(err)
+    return sweep(args)
 
 
 def _measure(args: argparse.Namespace) -> int:
@@ -438,9 +465,7 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: 
     if args.command == "convert":
         return _convert(args)
     if args.command == "sweep":
-        from harness.sweep import main as sweep
-
-        return sweep(args)
+        return _sweep(args)
     if args.command == "measure":
         return _measure(args)
     if args.command == "spread":

@@ -133,6 +133,7 @@ def test_suite_commands_refuse_bad_files(case: str, bad_files: dict[str, Path], 
         ["validate", str(bad)],
         ["measure", str(bad), "--cache", ""],
         ["calibrate", str(bad), "--good", model, "--must-fail", model, "--cache", ""],
+        ["sweep", str(bad), model, "-o", str(tmp_path / "out"), "--allow-unpinned", "--cache", ""],
     ):
         code, out, err = run_cli(args)
         assert_clean(code, out, err)
@@ -150,6 +151,7 @@ def test_file_commands_refuse_bad_files(case: str, bad_files: dict[str, Path], t
         ["init", "--structures", str(bad), "--checkpoint", str(RESULTS), "--out", str(tmp_path)],
         ["init", "--structures", str(bad_files["good structures"]), "--checkpoint", str(bad), "--out", str(tmp_path)],
         ["history", str(bad)],
+        ["run", str(bad)] if case in ("missing", "parent is a file") else ["history", str(bad)],
     ):
         code, out, err = run_cli(args)
         assert_clean(code, out, err)
