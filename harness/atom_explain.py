@@ -32,6 +32,7 @@ from ase import Atoms
 
 from harness.errors import CheckError, DataError
 
+_ZERO_SPREAD_eV_PER_A = 1e-9
 AtomDescriptor = Literal["pair_shells", "soap"]
 AtomTarget = Literal["force_error_norm", "energy_error"]
 
@@ -139,5 +140,108 @@ def explain_atoms(
         ranking=tuple(rank_features(fitted.importance_, list(names))),
         shap_values=np.asarray(fitted.shap_values_),
         target=np.asarray(y, dtype=np.float64),
+        sample=sample,
+    )
+
+
+def pair_shell_settings_of(run):  # -> PairShellSettings
+    """The suite's pair-shell settings, species from the reference data when omitted."""
+    from harness.pair_shells import PairShellSettings
+
+    spec = run.suite.descriptor.pair_shells
+    species = tuple(spec.species) if spec.species is not None else tuple(run.reference.elements)
+    return PairShellSettings(
+        species=species,
+        r_min_A=spec.r_min_A,
+        r_max_A=spec.r_max_A,
+        shell_width_A=spec.shell_width_A,
+        smooth_A=spec.smooth_A,
+        centre_indicators=spec.centre_indicators,
+    )
+
+
+def soap_settings_of(run):  # -> SoapSettings
+    from harness.descriptors import SoapSettings
+
+    soap = run.soap_spec
+    return SoapSettings(
+        species=tuple(soap.species),
+        r_cut_A=soap.r_cut_A,
+        n_max=soap.n_max,
+        l_max=soap.l_max,
+        sigma_A=soap.sigma_A,
+        average="off",
+        periodic=soap.periodic,
+    )
+
+
+def run_settings(run, check) -> dict:
+    """Everything a per-atom explanation depends on besides the model's outputs (a cache key part)."""
+    from dataclasses import asdict
+
+    descriptor = pair_shell_settings_of(run) if check.descriptor == "pair_shells" else soap_settings_of(run)
+    return {
+        "descriptor": check.descriptor,
+        "descriptor_settings": asdict(descriptor),
+        "target": check.target,
+        "max_atoms": check.max_atoms,
+        "surrogate": {k: getattr(check, k) for k in ("estimator", "n_estimators", "learning_rate", "max_depth", "cv_folds")},
+        "seed": run.suite.settings.seed,
+    }
+
+
+def explain_run_atoms(run, name: str, check) -> AtomExplanation:
+    """The per-atom explanation of model ``name`` in a suite run, as a check asks for it (cached on disk)."""
+    from harness.cache import content_key
+    from harness.surrogate import SurrogateSettings
+
+    ref = run.reference
+    settings = run_settings(run, check)
+    sample = stratified_atoms(ref.symbols, ref.n_atoms, check.max_atoms, run.suite.settings.seed)
+    if check.descriptor == "pair_shells":
+        from harness.pair_shells import pair_shell_feature_names
+
+        names = pair_shell_feature_names(pair_shell_settings_of(run))
+    else:
+        from harness.descriptors import soap_feature_names
+
+        names = soap_feature_names(soap_settings_of(run))
+
+    def compute() -> dict[str, np.ndarray]:
+        structures = list(ref.structures)
+        if check.descriptor == "pair_shells":
+            from harness.pair_shells import pair_shell_features
+
+            x = pair_shell_features(structures, pair_shell_settings_of(run), sample.atoms_of)
+        else:
+            x = soap_atom_features(structures, soap_settings_of(run), sample.atoms_of)
+        y = force_error_norm(run.outputs(name).forces_eV_per_A, ref.forces_eV_per_A)[sample.atoms]
+        if np.ptp(y) <= _ZERO_SPREAD_eV_PER_A:
+            raise CheckError(
+                f"the per-atom force error is the same on every sampled atom ({float(y[0]):.3g} eV/A): "
+                "there is nothing for a surrogate to explain"
+            )
+        surrogate = SurrogateSettings(seed=run.suite.settings.seed, **settings["surrogate"])
+        fitted = explain_atoms(x, y, names, sample, surrogate)
+        return {
+            "cv_r2": np.asarray(fitted.cv_r2),
+            "cv_r2_folds": fitted.cv_r2_folds,
+            "importance": fitted.importance,
+            "shap_values": fitted.shap_values,
+            "target": fitted.target,
+        }
+
+    key = content_key("atom-explanation", run.evaluation_key(name), ref.identity, settings)
+    arrays = run.cache.get_or_compute("atom_explanation", key, compute)
+    from harness.surrogate import rank_features
+
+    return AtomExplanation(
+        cv_r2=float(arrays["cv_r2"]),
+        cv_r2_folds=arrays["cv_r2_folds"],
+        feature_names=tuple(names),
+        importance=arrays["importance"],
+        ranking=tuple(rank_features(arrays["importance"], list(names))),
+        shap_values=arrays["shap_values"],
+        target=arrays["target"],
         sample=sample,
     )

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from harness import checks_faithfulness, metrics
+from harness import checks_atoms, checks_faithfulness, metrics
 from harness.baseline import check_shap_settings, load_baseline
 from harness.errors import DataError
 from harness.metrics import ZERO_VARIANCE_eV, undefined
@@ -297,6 +297,7 @@ _KINDS: dict[str, Callable[[Any, str, SuiteRun], Result | ShapResult]] = {
     "overlap": _overlap,
     "regression": _regression,
     **checks_faithfulness.KINDS,
+    **checks_atoms.KINDS,
 }
 
 

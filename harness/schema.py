@@ -205,10 +205,55 @@ class Soap(Strict):
         return value
 
 
+class PairShells(Strict):
+    """Pair-shell descriptor (per atom): neighbour counts per (centre species, neighbour species, distance shell).
+
+    Features are named `A|B@lo-hiA` (B neighbours of an A atom between lo and hi angstrom)
+    plus `centre=A` indicators; see harness/pair_shells.py.
+    """
+
+    species: list[str] | None = Field(
+        None, min_length=1, description="Elements; omitted: the elements of the kept reference structures."
+    )
+    r_min_A: float = Field(2.0, ge=0, description="Inner edge of the first shell, Angstrom.")
+    r_max_A: float = Field(6.0, gt=0, le=20, description="Outer edge of the last shell, Angstrom.")
+    shell_width_A: float = Field(0.25, ge=0.01, description="Shell width, Angstrom ((r_max_A - r_min_A) a whole multiple).")
+    smooth_A: float = Field(
+        0.05, ge=0, le=1, description="Gaussian smoothing of the shell edges, Angstrom (0: hard counts)."
+    )
+    centre_indicators: bool = Field(True, description="Add one `centre=A` indicator feature per species.")
+
+    @field_validator("species")
+    @classmethod
+    def _species(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return value
+        for v in value:
+            _element(v)
+        if len(set(value)) != len(value):
+            raise ValueError(f"species {value} lists an element twice")
+        return value
+
+    @model_validator(mode="after")
+    def _shells(self) -> PairShells:
+        if self.r_min_A >= self.r_max_A:
+            raise ValueError(f"r_min_A ({self.r_min_A}) must be below r_max_A ({self.r_max_A})")
+        count = (self.r_max_A - self.r_min_A) / self.shell_width_A
+        if abs(count - round(count)) > 1e-6:
+            raise ValueError(
+                f"(r_max_A - r_min_A) / shell_width_A = {count:g} is not a whole number of shells "
+                "(choose r_max_A = r_min_A + k * shell_width_A)"
+            )
+        return self
+
+
 class Descriptor(Strict):
     """The descriptor of the 'what' level."""
 
     soap: Soap = Field(default_factory=Soap, description="SOAP settings (dscribe).")
+    pair_shells: PairShells = Field(
+        default_factory=PairShells, description="Pair-shell settings, for per-atom checks (atom_error_classes)."
+    )
 
 
 class Attribution(Strict):
@@ -500,6 +545,62 @@ class RegressionCheck(ShapLevelBase):
         return out
 
 
+class AtomErrorClassesCheck(ShapLevelBase):
+    """'What', per atom: which classes of per-atom features drive the model's per-atom force errors.
+
+    Samples are atoms (seeded, element-stratified, at most `max_atoms`); the
+    target is each atom's force-error norm |F_model - F_ref| (eV/A); the
+    descriptor is pair shells (`A|B@lo-hiA`, default) or per-atom SOAP;
+    cross-validation folds keep each structure's atoms together. SHAP values
+    are summed per atom over each class of `group_by` before mean |.|.
+    """
+
+    kind: Literal["atom_error_classes"] = Field(description="The check kind (the key of the list item in YAML).")
+    descriptor: Literal["pair_shells", "soap"] = Field(
+        "pair_shells", description="Per-atom descriptor: pair shells (descriptor.pair_shells) or SOAP per atom (descriptor.soap)."
+    )
+    target: Literal["force_error_norm"] = Field(
+        "force_error_norm", description="Per-atom target: |F_model - F_ref| in eV/A."
+    )
+    max_atoms: int = Field(3000, ge=20, le=500_000, description="Atoms sampled (element-stratified, seeded).")
+    estimator: Literal["hist_gradient_boosting", "gradient_boosting"] = Field(
+        "hist_gradient_boosting", description="scikit-learn booster of the surrogate (histogram-based: ~15x faster)."
+    )
+    n_estimators: int = Field(200, ge=1, description="Boosting iterations.")
+    learning_rate: float = Field(0.1, gt=0, le=1, description="Boosting learning rate.")
+    max_depth: int = Field(6, ge=1, le=32, description="Tree depth.")
+    cv_folds: int = Field(5, ge=2, le=20, description="k of the structure-grouped k-fold CV R^2.")
+    group_by: Literal["pair", "directed", "centre", "neighbour", "shell", "angular", "radial"] = Field(
+        "pair", description="Feature classes whose SHAP values are summed per atom (pair: unordered species pair)."
+    )
+    pair: list[str] | None = Field(None, description="The species pair of pair_class_share and pair_class_rank.")
+    surrogate_cv_r2: Bound = Field(
+        Bound(min=0.5), description="Structure-grouped cross-validated R^2 of the surrogate; gates the other metrics."
+    )
+    pair_class_share: Bound | None = Field(
+        None, description="Grouped mean |SHAP| of `pair`'s class over the sum over every class."
+    )
+    pair_class_rank: Bound | None = Field(None, description="1-based rank of `pair`'s class among the classes.")
+    top_class_share: Bound | None = Field(None, description="Grouped share of the top-ranked class.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AtomErrorClassesCheck:
+        if self.pair is not None:
+            if len(self.pair) != 2:
+                raise ValueError("pair must name two elements, e.g. [A, B]")
+            for v in self.pair:
+                _element(v)
+        if (self.pair_class_share is not None or self.pair_class_rank is not None) and self.pair is None:
+            raise ValueError("pair_class_share and pair_class_rank need 'pair' (two elements)")
+        if self.pair is not None and self.group_by != "pair":
+            raise ValueError(f"'pair' needs group_by: pair (got {self.group_by!r})")
+        if self.descriptor == "soap" and self.group_by in ("directed", "centre", "neighbour", "shell"):
+            raise ValueError(f"SOAP features have no {self.group_by!r} class: use pair, angular or radial")
+        if self.descriptor == "pair_shells" and self.group_by in ("angular", "radial"):
+            raise ValueError(f"pair-shell features have no {self.group_by!r} class: use pair, directed, centre, neighbour or shell")
+        return self
+
+
 class FaithfulnessBase(CheckBase):
     """Fields of the checks that report a bootstrap interval over structures."""
 
@@ -594,6 +695,7 @@ Check = Annotated[
         AttributionFaithfulnessCheck,
         RandomisationSanityCheck,
         SurrogateFaithfulnessCheck,
+        AtomErrorClassesCheck,
     ],
     Field(discriminator="kind"),
 ]
@@ -606,6 +708,7 @@ _CHECK_MODELS: dict[str, type[CheckBase]] = {
     "attribution_faithfulness": AttributionFaithfulnessCheck,
     "randomisation_sanity": RandomisationSanityCheck,
     "surrogate_faithfulness": SurrogateFaithfulnessCheck,
+    "atom_error_classes": AtomErrorClassesCheck,
 }
 CHECK_KINDS: tuple[str, ...] = tuple(_CHECK_MODELS)
 
@@ -638,7 +741,6 @@ class Suite(Strict):
             if len(set(value)) != len(value):
                 raise ValueError(f"focus_elements lists an element twice: {value}")
         return value
-
 
     @model_validator(mode="before")
     @classmethod

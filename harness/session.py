@@ -27,7 +27,9 @@ from harness.reference import ReferenceSet, load_reference, sha256_file
 from harness.schema import CANDIDATE, Soap
 
 if TYPE_CHECKING:
+    from harness.atom_explain import AtomExplanation
     from harness.mace_adapter import MaceModel
+    from harness.schema import AtomErrorClassesCheck
 
 Device = Literal["cpu", "cuda"]
 
@@ -99,6 +101,7 @@ class SuiteRun:
         self.cache = ArrayCache(self.options.cache_dir)
         self._outputs: dict[str, ModelOutputs] = {}
         self._explanations: dict[str, Explanation] = {}
+        self._atom_explanations: dict[tuple[str, str], AtomExplanation] = {}
         self._identities: dict[str, str] = {}
         self._models: dict[str, MaceModel] = {}
 
@@ -342,6 +345,16 @@ class SuiteRun:
             "importance": np.asarray(fitted.importance_),
             "shap_values": np.asarray(fitted.shap_values_),
         }
+
+    def atom_explanation(self, name: str, check: AtomErrorClassesCheck) -> AtomExplanation:
+        """Per-atom surrogate of the model's force errors with the check's settings (harness.atom_explain)."""
+        from harness.atom_explain import explain_run_atoms, run_settings
+        from harness.cache import content_key
+
+        memo = (name, content_key("atom-settings", run_settings(self, check)))
+        if memo not in self._atom_explanations:
+            self._atom_explanations[memo] = explain_run_atoms(self, name, check)
+        return self._atom_explanations[memo]
 
     # --- provenance -----------------------------------------------------------------------------
 
