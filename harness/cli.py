@@ -122,7 +122,7 @@ def _measure(args: argparse.Namespace) -> int:
                 allow_unpinned=False,
             ),
         )
-        document = measure_models(run, top_n=args.top_n)
+        document = measure_models(run, top_n=args.top_n, elements=args.element)
     except HarnessError as err:
         return _fail(err)
     if args.out:
@@ -401,6 +401,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     measure.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     measure.add_argument("--cache", default=".harness-cache", help="cache folder ('' for none)")
     measure.add_argument("--top-n", type=int, default=20)
+    measure.add_argument(
+        "--element", nargs="+", metavar="EL",
+        help="focus element(s) for Grad-CAM locus and SHAP shares (default: the suite's focus_elements, "
+        "else the elements its checks name, else every element of the data)",
+    )
     measure.add_argument(
         "--markdown", metavar="FILE", help="also write the paper's comparisons as markdown tables (harness.paper_tables)"
     )

@@ -8,7 +8,9 @@ layer randomisation) and `b` an independent random model (both must fail).
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import json
 import shutil
 import warnings
@@ -262,3 +264,16 @@ def test_calibrate_input_errors(system: Path, tmp_path: Path, capsys: pytest.Cap
     assert main(["calibrate", str(system / "tiny.suite.yaml"), "--good", str(tmp_path), "--must-fail",
                  str(system / "b.model")]) == 2
     assert "is a directory" in capsys.readouterr().err
+
+
+def test_measure_takes_focus_elements_from_the_command_line(system: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m.json"
+    args = ["measure", str(system / "tiny.suite.yaml"), "--cache", str(system / "cache"), "--out", str(out)]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main([*args, "--element", "Sb", "Te"]) == 0
+        assert json.loads(out.read_text())["focus_elements"] == ["Sb", "Te"]
+        assert main(args) == 0  # default: the elements the suite's checks name
+    assert json.loads(out.read_text())["focus_elements"] == ["Cr"]
+    with contextlib.redirect_stderr(io.StringIO()) as err:
+        assert main([*args, "--element", "Xx"]) == 2
+    assert "Xx" in err.getvalue() and len(err.getvalue().strip().splitlines()) == 1
