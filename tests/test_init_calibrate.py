@@ -130,6 +130,7 @@ def test_init_writes_a_valid_pinned_suite(system: Path, capsys: pytest.CaptureFi
     assert suite.models.candidate.description == "release 1"
     assert (suite.reference.energy_key, suite.reference.forces_key) == ("REF_energy", "REF_forces")
     assert suite.descriptor.soap.species == ["Cr", "Sb", "Te"]
+    assert suite.surrogate.target == "signed"
     assert [c.kind for c in suite.checks] == ["accuracy", "gradcam_locus", "shap_classes"]
     assert suite.checks[1].element == "Cr" and suite.checks[2].involving == "Cr"
     assert sum(line.endswith(PLACEHOLDER) for line in suite_path.read_text().splitlines()) == 6
