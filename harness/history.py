@@ -76,6 +76,7 @@ class Series:
     check_passed: tuple[bool | None, ...]  # of the whole check
     bound_min: float | None = None
     bound_max: float | None = None
+    inconclusive: tuple[bool, ...] = ()  # the check was inconclusive there (a surrogate that does not explain)
 
     @property
     def gated(self) -> bool:
@@ -145,14 +146,16 @@ def load_history(directory: Path | str) -> History:
     return History(tuple(points), ordered_by, tuple(warnings))
 
 
-def _gated(doc: dict[str, Any]) -> dict[tuple[str, str, str], tuple[float | None, bool | None, bool, Any, Any]]:
+def _gated(doc: dict[str, Any]) -> dict[tuple[str, str, str], tuple[float | None, bool | None, bool, Any, Any, bool]]:
     out = {}
     for o in doc["outcomes"]:
         inconclusive = o.get("status") == "inconclusive"
         for m in o["measurements"]:
             # a value not judged, or the R^2 that left a check inconclusive, is not a failure of the model
             passed = m["passed"] if m["evaluated"] and not (inconclusive and m.get("gate")) else None
-            out[(o["model"], o["check"], m["metric"])] = (m["value"], passed, bool(o["passed"]), m["min"], m["max"])
+            out[(o["model"], o["check"], m["metric"])] = (
+                m["value"], passed, bool(o["passed"]), m["min"], m["max"], inconclusive
+            )
     return out
 
 
@@ -186,6 +189,7 @@ def metric_series(history: History) -> list[Series]:
             values=tuple(r[0] if r else None for r in rows),
             passed=tuple(r[1] if r else None for r in rows),
             check_passed=tuple(r[2] if r else None for r in rows),
+            inconclusive=tuple(bool(r and r[5]) for r in rows),
             bound_min=bounds[0],
             bound_max=bounds[1],
         ))
@@ -196,9 +200,9 @@ def metric_series(history: History) -> list[Series]:
     return series
 
 
-def _cell(value: float | None, passed: bool | None) -> str:
+def _cell(value: float | None, passed: bool | None, inconclusive: bool = False) -> str:
     text = "n/a" if value is None or not math.isfinite(value) else f"{value:.4g}"
-    return text + (" FAIL" if passed is False else "")
+    return text + (" FAIL" if passed is False else "") + (" inconclusive" if inconclusive else "")
 
 
 def format_history(history: History, series: list[Series]) -> str:
@@ -207,19 +211,22 @@ def format_history(history: History, series: list[Series]) -> str:
     table = [("model", "check", "metric", *labels, "first failed at")]
     for s in series:
         first = s.first_failure
-        table.append((s.model, s.check, s.metric, *(_cell(v, p) for v, p in zip(s.values, s.passed)),
-                      labels[first] if first is not None else "-"))
+        flags = s.inconclusive or (False,) * len(s.values)
+        cells = (_cell(v, p, i) for v, p, i in zip(s.values, s.passed, flags))
+        table.append((s.model, s.check, s.metric, *cells, labels[first] if first is not None else "-"))
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table]
     lines.insert(1, "-" * len(lines[0]))
     checks = {}
     for s in series:
         if s.gated and (s.model, s.check) not in checks:
-            checks[(s.model, s.check)] = s.first_check_failure
+            checks[(s.model, s.check)] = (s.first_check_failure, [labels[i] for i, f in enumerate(s.inconclusive) if f])
     lines.append("")
-    for (model, check), first in checks.items():
+    for (model, check), (first, inconclusive) in checks.items():
         where = f"first FAILED at {labels[first]} ({history.checkpoints[first].path.name})" if first is not None \
             else "passed at every checkpoint"
+        if inconclusive:
+            where += f" (inconclusive at {', '.join(inconclusive)})"
         lines.append(f"check {check!r} on model {model!r}: {where}")
     return "\n".join(lines)
 
