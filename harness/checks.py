@@ -3,6 +3,15 @@
 Each check kind is one function from (check, model name, run) to a
 :class:`CheckOutcome`; every bounded metric of the check becomes one
 :class:`Measurement` with its value, threshold and pass/fail.
+
+A value that cannot be computed (an element the data lack, constant scores, an
+empty group, a constant error, too few structures) is measured as undefined
+(:func:`harness.metrics.undefined`, with its reason) and fails its threshold;
+a kind raises only for a contradictory suite or unreadable input. SHAP-level
+kinds first judge their surrogate's R^2 (a ``gate`` measurement) and return
+why it does not explain the error, if it does not; the check's
+``if_unexplained`` then decides between fail and inconclusive
+(:attr:`CheckOutcome.status`).
 """
 
 from __future__ import annotations
@@ -34,7 +43,6 @@ from harness.session import Explanation, SuiteRun
 # `if_unexplained` policy decides that outcome.
 Result = tuple[list[Measurement], "str | None", dict[str, Any]]
 ShapResult = tuple[list[Measurement], "str | None", dict[str, Any], "str | None"]
-
 
 
 def _accuracy(check: AccuracyCheck, model: str, run: SuiteRun) -> Result:
