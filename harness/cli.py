@@ -17,11 +17,9 @@ from collections.abc import Sequence
 
 def _fail(err: BaseException | str) -> int:
     """Bad input: one line on stderr, exit 2."""
-    from harness.cli_inputs import one_line
+    from harness.cli_inputs import fail
 
-    text = one_line(err)
-    print(text if text.startswith("mlff-harness") else f"mlff-harness: {text}", file=sys.stderr)
-    return 2
+    return fail(err)
 
 
 def _schema(args: argparse.Namespace) -> int:
@@ -224,113 +222,6 @@ def _history(args: argparse.Namespace) -> int:
     return 0
 
 
-def _init(args: argparse.Namespace) -> int:
-    from harness.cli_inputs import input_file
-    from harness.errors import HarnessError
-    from harness.init_suite import init_suite
-
-    try:
-        input_file(args.structures, "structures file")
-        input_file(args.checkpoint, "checkpoint")
-        result = init_suite(
-            args.structures,
-            args.checkpoint,
-            out_dir=args.out,
-            name=args.name,
-            checkpoint_name=args.checkpoint_name,
-            focus=args.focus or (),
-            energy_key=args.energy_key,
-            forces_key=args.forces_key,
-            force=args.force,
-            device=args.device,
-        )
-    except HarnessError as err:
-        return _fail(err)
-    print(
-        f"wrote {result.suite_path}: {result.n_structures} structures, labels {result.energy_key}/{result.forces_key}, "
-        f"SOAP species {' '.join(result.species)}, focus {' '.join(result.focus) or 'none'}"
-    )
-    print(
-        f"next: mlff-harness calibrate {result.suite_path} --good GOOD.model --must-fail BAD.model --write-suite"
-    )
-    return 0
-
-
-def _calibrate(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from harness.calibrate import calibrate, to_json, to_markdown, write_atomic, write_suite
-    from harness.cli_inputs import input_file, output_file, read_suite
-    from harness.errors import HarnessError
-
-    try:
-        loaded = read_suite(args.suite)
-        for path in [*args.good, *args.must_fail]:
-            input_file(path, "checkpoint")
-        stem = loaded.path.name.removesuffix(".yaml").removesuffix(".suite")
-        markdown = Path(args.output) if args.output else loaded.path.with_name(f"{stem}.calibration.md")
-        record = markdown.with_suffix(".json")
-        output_file(markdown, "calibration table")
-        target = None if args.write_suite is False else Path(args.write_suite or loaded.path)
-        if target is not None:
-            output_file(target, "calibrated suite")
-        result = calibrate(
-            loaded,
-            args.good,
-            args.must_fail,
-            margin=args.margin,
-            guards=args.guard or (),
-            cache_dir=Path(args.cache) if args.cache else None,
-            device=args.device,
-            dtype=args.dtype,
-        )
-        write_atomic(markdown, to_markdown(result))
-        write_atomic(record, json.dumps(to_json(result), indent=1, allow_nan=False) + "\n")
-        if result.problems:
-            for problem in result.problems:
-                print(f"mlff-harness: calibration refused: {problem}", file=sys.stderr)
-            print(f"table written to {markdown} and {record}; no suite written", file=sys.stderr)
-            return 1
-        if target is not None:
-            write_suite(result, loaded, target, record=markdown.name)
-    except HarnessError as err:
-        return _fail(err)
-    print(f"calibration accepted: table written to {markdown} and {record}")
-    if target is not None:
-        print(f"calibrated suite written to {target}")
-    return 0
-
-
-def _add_init_calibrate(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    init = sub.add_parser("init", help="write a first suite for your own structures and checkpoint")
-    init.add_argument("--structures", required=True, help="reference structures with energy and force labels (extxyz)")
-    init.add_argument("--checkpoint", required=True, help="the MACE checkpoint the gate decides on (the candidate)")
-    init.add_argument("--checkpoint-name", help="a description of the checkpoint, shown in reports")
-    init.add_argument("--focus", nargs="+", metavar="EL", help="element(s) the model should attend to (e.g. a dopant)")
-    init.add_argument("--out", default=".", help="folder to write <name>.suite.yaml in (default: the current folder)")
-    init.add_argument("--name", help="the suite's name (default: the structures file's name without extensions)")
-    init.add_argument("--energy-key", help="atoms.info key of the total energy, eV (default: detected)")
-    init.add_argument("--forces-key", help="atoms.arrays key of the forces, eV/A (default: detected)")
-    init.add_argument("--force", action="store_true", help="overwrite an existing suite")
-    init.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to load the checkpoint")
-    cal = sub.add_parser("calibrate", help="propose every threshold of a suite from good and must-fail models")
-    cal.add_argument("suite")
-    cal.add_argument("--good", action="append", required=True, metavar="MODEL", help="a model the gate must pass (repeat)")
-    cal.add_argument(
-        "--must-fail", action="append", required=True, metavar="MODEL", help="a model the gate must fail (repeat)"
-    )
-    cal.add_argument("--margin", type=float, default=0.2, help="relative widening of the worst good value (default 0.2)")
-    cal.add_argument("--guard", action="append", metavar="CHECK", help="keep a check that catches no must-fail model")
-    cal.add_argument("-o", "--output", help="calibration table, Markdown (default: <suite>.calibration.md beside it; JSON beside that)")
-    cal.add_argument(
-        "--write-suite", nargs="?", const=None, default=False, metavar="PATH",
-        help="write the suite with the proposed thresholds (default PATH: the suite itself)",
-    )
-    cal.add_argument("--cache", default=".harness-cache", help="cache folder ('' for none)")
-    cal.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    cal.add_argument("--dtype", choices=["float32", "float64"], help="model precision (default: the suite's settings)")
-
-
 def _add_spread(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     spread = sub.add_parser(
         "spread",
@@ -351,6 +242,7 @@ def _spread(args: argparse.Namespace) -> int:
 
     from harness.errors import HarnessError
     from harness.report import write_json
+    from harness.cli_inputs import output_file, read_results, read_suite
     from harness.spread import measure_spread, spread_document, spread_markdown
 
     root = Path(args.suite)
@@ -360,13 +252,19 @@ def _spread(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     try:
+        for suite in suites:
+            read_suite(suite)
+        for path in args.results:
+            read_results(path)
+        for name, what in ((args.out, "JSON output"), (args.markdown, "markdown output")):
+            if name:
+                output_file(name, what)
         rows = measure_spread(
             suites, seeds=args.seeds, device=args.device, results=[Path(r) for r in args.results],
             cache_dir=Path(args.cache) if args.cache else None, echo=lambda line: print(line, file=sys.stderr),
         )
     except HarnessError as err:
-        print(f"mlff-harness: {err}", file=sys.stderr)
-        return 2
+        return _fail(err)
     text = spread_markdown(rows)
     print(text)
     if args.out:
@@ -427,7 +325,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from harness.sweep import add_arguments as sweep_arguments  # light: Dask is imported only when a sweep runs
 
     sweep_arguments(sub.add_parser("sweep", help="gate many checkpoints with one suite on Dask, then show their history"))
-    _add_init_calibrate(sub)
+    from harness.cli_own_system import add_parsers as add_own_system_parsers
+
+    add_own_system_parsers(sub)
     _add_spread(sub)
     parser.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
     args, extra = parser.parse_known_args(argv)
@@ -455,10 +355,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: Sequence[str]) -> int:
-    if args.command == "init":
-        return _init(args)
-    if args.command == "calibrate":
-        return _calibrate(args)
+    if args.command in ("init", "calibrate"):
+        from harness.cli_own_system import run as run_own_system
+
+        return run_own_system(args)
     if args.command == "schema":
         return _schema(args)
     if args.command == "validate":

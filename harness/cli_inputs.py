@@ -31,6 +31,15 @@ def one_line(error: BaseException | str) -> str:
     return " ".join(str(error).split())
 
 
+def fail(error: BaseException | str) -> int:
+    """Report bad input as every command does: one line on stderr; the exit code 2."""
+    import sys
+
+    text = one_line(error)
+    print(text if text.startswith("mlff-harness") else f"mlff-harness: {text}", file=sys.stderr)
+    return 2
+
+
 def input_file(path: str | Path, what: str) -> Path:
     """``path`` if it names a readable, non-empty regular file; else an InputError naming it."""
     path = Path(path)

@@ -117,7 +117,13 @@ CASES = [
 @pytest.mark.parametrize("case", CASES)
 def test_results_commands_refuse_bad_files(case: str, bad_files: dict[str, Path], tmp_path: Path) -> None:
     bad = bad_files[case]
-    for args in (["compare", str(RESULTS), str(bad)], ["report", str(bad), "-o", str(tmp_path / "r.html")]):
+    write_placeholders(tmp_path / "demo")
+    (tmp_path / "demo" / "demo.suite.yaml").write_text(DEMO)
+    for args in (
+        ["compare", str(RESULTS), str(bad)],
+        ["report", str(bad), "-o", str(tmp_path / "r.html")],
+        ["spread", str(tmp_path / "demo" / "demo.suite.yaml"), "--results", str(bad), "--cache", ""],
+    ):
         code, out, err = run_cli(args)
         assert_clean(code, out, err)
         assert_refused(code, err, bad)
@@ -134,6 +140,7 @@ def test_suite_commands_refuse_bad_files(case: str, bad_files: dict[str, Path], 
         ["measure", str(bad), "--cache", ""],
         ["calibrate", str(bad), "--good", model, "--must-fail", model, "--cache", ""],
         ["sweep", str(bad), model, "-o", str(tmp_path / "out"), "--allow-unpinned", "--cache", ""],
+        ["spread", str(bad), "--cache", ""],
     ):
         code, out, err = run_cli(args)
         assert_clean(code, out, err)

@@ -1,0 +1,149 @@
+"""What `mlff-harness calibrate` writes: the table (Markdown and JSON) and the calibrated suite."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from harness.calibrate import Calibration, Value
+from harness.errors import SuiteError
+from harness.loader import LoadedSuite
+from harness.schema import Bound
+
+
+def to_json(cal: Calibration) -> dict[str, Any]:
+    def bound(b: Bound | None) -> dict[str, float | None] | None:
+        return None if b is None else {"min": b.min, "max": b.max}
+
+    return {
+        "format": "mlff-harness-calibration/1",
+        "suite": str(cal.suite),
+        "margin": cal.margin,
+        "accepted": not cal.problems,
+        "models": cal.models,
+        "metrics": [
+            {
+                "check": r.check,
+                "kind": r.kind,
+                "metric": r.metric,
+                "current": bound(r.current),
+                "kept": r.fixed,
+                "good": {n: {"value": v.value, "note": v.note} for n, v in r.good.items()},
+                "must_fail": {n: {"value": v.value, "note": v.note} for n, v in r.must_fail.items()},
+                "proposed": bound(r.proposal.bound) if r.proposal else (bound(r.current) if r.fixed else None),
+                "worst_good": r.proposal.worst_good if r.proposal else None,
+                "margin": r.proposal.margin if r.proposal else None,
+                "capped": list(r.proposal.capped) if r.proposal else [],
+                "catches": list(r.proposal.catches) if r.proposal else [],
+                "problem": r.problem,
+            }
+            for r in cal.rows
+        ],
+        "rule_failures": cal.rule_failures,
+        "caught_by": {n: cal.caught_by(n) for n, m in cal.models.items() if m["role"] == "must-fail"},
+        "problems": cal.problems,
+        "notes": cal.notes,
+    }
+
+
+def to_markdown(cal: Calibration) -> str:
+    def values(vs: dict[str, Value]) -> str:
+        return "; ".join(f"{n} {v.text()}" for n, v in vs.items()) or "-"
+
+    lines = [
+        f"# Calibration of `{cal.suite.name}`",
+        "",
+        "Written by `mlff-harness calibrate` (rule: the worst good value widened by the relative margin "
+        f"{cal.margin:g}, capped at the midpoint to the nearest must-fail value beyond it; see `harness/calibrate.py`).",
+        "",
+        "| model | role | sha256 |",
+        "| --- | --- | --- |",
+        *[f"| {n} | {m['role']} | `{m['sha256'][:12]}` |" for n, m in cal.models.items()],
+        "",
+        "| check | metric | bound now | good values | must-fail values | proposed | margin | catches |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in cal.rows:
+        if r.fixed:
+            proposed, margin, catches = f"{r.current.describe()} (kept: evidence bar)", "-", "-"
+        elif r.proposal is None:
+            proposed, margin, catches = "refused (below)", "-", "-"
+        else:
+            p = r.proposal
+            proposed = p.bound.describe() if p.bound else "-"
+            margin = ", ".join(f"{v:.3g}{' (capped)' if s in p.capped else ''}" for s, v in p.margin.items())
+            catches = ", ".join(p.catches) or "none"
+        lines.append(
+            f"| {r.check} | {r.metric} | {r.current.describe()} | {values(r.good)} | {values(r.must_fail)} "
+            f"| {proposed} | {margin} | {catches} |"
+        )
+    lines += ["", "| must-fail model | caught by |", "| --- | --- |"]
+    for n, m in cal.models.items():
+        if m["role"] == "must-fail":
+            lines.append(f"| {n} | {', '.join(cal.caught_by(n)) or '**nothing**'} |")
+    if cal.rule_failures:
+        lines += ["", "Failures by a check's rule (not a threshold):"]
+        lines += [f"- {c}: {m}: {why}" for c, failed in cal.rule_failures.items() for m, why in failed.items()]
+    lines += ["", "**Accepted.**" if not cal.problems else "**Refused:**"]
+    lines += [f"- {p}" for p in cal.problems]
+    if cal.notes:
+        lines += ["", "Notes:"] + [f"- {n}" for n in cal.notes]
+    return "\n".join(lines) + "\n"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def write_suite(cal: Calibration, loaded: LoadedSuite, target: Path, *, record: str) -> None:
+    """Write the suite with every proposed bound in place (one-line `{min: ..., max: ...}` bounds only)."""
+    import yaml
+
+    from harness.init_suite import PLACEHOLDER, UNCALIBRATED
+    from harness.loader import load_suite
+
+    lines = loaded.path.read_text(encoding="utf-8").splitlines()
+    for r in cal.rows:
+        if r.proposal is None or r.proposal.bound is None:
+            continue
+        kind = r.kind
+        loc = ("checks", r.index, kind, *r.metric.split("."))
+        number = loaded.lines.get(loc)
+        key = r.metric.split(".")[-1]
+        text = lines[number - 1] if number else ""
+        match = re.search(rf"(\b{re.escape(key)}\s*:\s*)(\{{[^{{}}]*\}})", text)
+        if match is None:
+            raise SuiteError(
+                f"cannot rewrite the bound of {r.check}.{r.metric} (not a one-line {{min: ..., max: ...}})",
+                path=loaded.path, line=number, fix=f"set it by hand from {record}",
+            )
+        old = yaml.safe_load(match.group(2)) or {}
+        new = {("on" if k is True else k): v for k, v in old.items() if k not in ("min", "max")}  # YAML 1.1 reads `on` as True
+        b = r.proposal.bound
+        body = ", ".join([f"{s}: {getattr(b, s)!r}" for s in ("min", "max") if getattr(b, s) is not None])
+        body += "".join(f", {k}: {json.dumps(v)}" for k, v in new.items())
+        text = text[: match.start(2)] + "{" + body + "}" + text[match.end(2) :]
+        worst = ", ".join(f"{v:.4g}" for v in r.proposal.worst_good.values())
+        note = f"# calibrated: worst good {worst}; catches {', '.join(r.proposal.catches) or 'none'}"
+        text = text.replace(PLACEHOLDER, note) if PLACEHOLDER in text else f"{text}    {note}"
+        lines[number - 1] = text
+    out = "\n".join(lines) + "\n"
+    out = re.sub(
+        rf"{UNCALIBRATED}: every threshold marked '{PLACEHOLDER}' is a placeholder that admits any model until "
+        r"`mlff-harness calibrate` replaces it\.",
+        f"Thresholds calibrated by mlff-harness calibrate: see {record}.",
+        out,
+    )
+    temporary = target.with_name(f".{target.name}.tmp")
+    temporary.write_text(out, encoding="utf-8")
+    try:
+        load_suite(temporary)
+    except SuiteError:
+        temporary.unlink(missing_ok=True)
+        raise
+    os.replace(temporary, target)
