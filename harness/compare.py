@@ -88,10 +88,14 @@ def _gradcam(run: SuiteRun, name: str, elements: list[str], top_k: int) -> dict[
 def _shap(run: SuiteRun, explanation: Explanation, elements: list[str], top_n: int) -> dict[str, Any]:
     top = explanation.top(top_n)
     unranked = ranking_undefined(explanation)
-    focus = {
-        el: {"involving_share": metrics.undefined(unranked) if unranked else metrics.share_involving(top, el)}
-        for el in elements
-    }
+    present = run.reference.elements
+
+    def involving(el: str) -> float:
+        if el not in present:  # its SOAP blocks are zero everywhere: a share of them would be vacuous
+            return metrics.undefined(f"no {el} atom in the reference structures (elements: {', '.join(present)})")
+        return metrics.undefined(unranked) if unranked else metrics.share_involving(top, el)
+
+    focus = {el: {"involving_share": involving(el)} for el in elements}
     first, second = explanation.importance_of(top[:2]) + [0.0] * (2 - len(top[:2]))
     return {
         "surrogate_cv_r2": explanation.cv_r2,

@@ -293,12 +293,17 @@ def test_measure_every_element_or_the_given_ones(cases: dict[str, Path]) -> None
     assert other["gradcam"]["mean_ratio_to_host"] == other["gradcam"]["focus"]["Sb"]["mean_ratio_to_host"] > 0
 
 
-def test_plugin_and_measure_cli_end_to_end(cases: dict[str, Path], tmp_path: Path) -> None:
-    """As a user runs them: pytest with results and JUnit, then `mlff-harness measure --out`."""
-    root = cases["no_cr"].parent
+def test_plugin_and_measure_cli_end_to_end(
+    cases: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As a user runs them: pytest with results and JUnit, then `mlff-harness history`, `compare` and
+    `measure --out` (on the pytest run's cache, as a user's second command would be)."""
+    from harness.cli import main
+
+    root, cache = cases["no_cr"].parent, tmp_path / "cache"
     results, junit = tmp_path / "results.json", tmp_path / "junit.xml"
     proc = run_cli("pytest", str(cases["no_cr"]), "-p", "no:cacheprovider", "-q", f"--rootdir={root}",
-                   f"--harness-results={results}", f"--junitxml={junit}", cwd=root)
+                   f"--harness-results={results}", f"--junitxml={junit}", f"--harness-cache={cache}", cwd=root)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 1, output
     assert "Traceback" not in output and "INTERNALERROR" not in output
@@ -315,15 +320,16 @@ def test_plugin_and_measure_cli_end_to_end(cases: dict[str, Path], tmp_path: Pat
     history.mkdir()
     for step in (1, 2):
         (history / f"{step}.json").write_text(json.dumps({**doc, "checkpoint": {"step": step}}))
-    for command in (("history", str(history)), ("compare", str(history / "1.json"), str(history / "2.json"))):
-        shown = run_cli("harness.cli", *command, cwd=root)
-        assert shown.returncode == 0 and "Traceback" not in shown.stdout + shown.stderr, shown.stderr
-        assert "n/a" in shown.stdout
+    for command in (["history", str(history)], ["compare", str(history / "1.json"), str(history / "2.json")]):
+        assert main(command) == 0
+        shown = capsys.readouterr()
+        assert "n/a" in shown.out and "Traceback" not in shown.out + shown.err
     out = tmp_path / "measure.json"
-    measured = run_cli("harness.cli", "measure", str(cases["dark"]), "--out", str(out), "--cache", "", "--top-n", "5",
-                       cwd=root)
-    assert measured.returncode == 0, measured.stderr
-    assert "Traceback" not in measured.stdout + measured.stderr
+    assert main(["measure", str(cases["no_cr"]), "--out", str(out), "--cache", str(cache), "--top-n", "5"]) == 0
+    assert "Traceback" not in capsys.readouterr().err
     written = json.loads(out.read_text())
     assert written["models"]["candidate"]["gradcam"]["focus"]["Cr"]["top_k_share"] is None
-    assert "$.models.candidate.gradcam.focus.Cr.top_k_share" in written["undefined"]
+    assert written["undefined"]["$.models.candidate.gradcam.focus.Cr.top_k_share"] == "no structure contains Cr"
+    assert written["undefined"]["$.models.candidate.shap.focus.Cr.involving_share"] == (
+        "no Cr atom in the reference structures (elements: Sb, Te)"
+    )
