@@ -146,12 +146,23 @@ class SuiteRun:
     # --- models ---------------------------------------------------------------------------------
 
     def identity(self, name: str) -> str:
-        """sha256 of the model's checkpoint file (hashed once per run)."""
+        """sha256 of the model's checkpoint file (hashed once per run), checked against its pin.
+
+        The pin is checked here and not only where the checkpoint is unpickled:
+        outputs found in the cache (keyed by this hash) never unpickle it.
+        """
         if name not in self._identities:
             ref = self.model_ref(name)
             if not ref.path.is_file():
                 raise ModelError(f"checkpoint of model {name!r} not found: {ref.path}")
-            self._identities[name] = sha256_file(ref.path)
+            actual = sha256_file(ref.path)
+            if ref.sha256 is not None and ref.sha256.strip().lower() != actual:
+                raise ModelError(
+                    f"checkpoint {ref.path} of model {name!r}: sha256 mismatch, expected "
+                    f"{ref.sha256.strip().lower()} but the file has {actual} (fix: restore the pinned file, "
+                    "or update the pin if the new file is trusted)"
+                )
+            self._identities[name] = actual
         return self._identities[name]
 
     def _evaluation_key(self, name: str) -> str:

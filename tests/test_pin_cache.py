@@ -1,0 +1,36 @@
+"""A checkpoint pin is checked even when the checkpoint's outputs come from the cache (which never unpickles it)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.errors import ModelError
+from harness.loader import load_suite
+from harness.reference import sha256_file
+from harness.session import RunOptions, SuiteRun
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tiny_run import build_tiny_suite  # noqa: E402
+
+
+def test_a_wrong_pin_is_refused_with_a_warm_cache(tmp_path: Path) -> None:
+    suite = build_tiny_suite(tmp_path / "suite", n_structures=6)
+    candidate = suite.parent / "a.model"
+    cache = tmp_path / "cache"
+    right = RunOptions(candidate=candidate, candidate_sha256=sha256_file(candidate), cache_dir=cache, progress=False)
+    energies = SuiteRun(load_suite(suite), right).outputs("candidate").energies_eV  # evaluated and cached
+    again = SuiteRun(load_suite(suite), right)
+    assert again.outputs("candidate").energies_eV.tolist() == energies.tolist() and not again._models  # a cache hit
+    wrong = RunOptions(candidate=candidate, candidate_sha256="0" * 64, cache_dir=cache, progress=False)
+    with pytest.raises(ModelError, match=r"a\.model of model 'candidate': sha256 mismatch, expected 0{64}"):
+        SuiteRun(load_suite(suite), wrong).outputs("candidate")
+    shutil.copy(suite.parent / "b.model", suite.parent / "other.model")
+    text = suite.read_text().replace("checkpoint: b.model", "checkpoint: other.model")
+    tampered = suite.with_name("tampered.suite.yaml")
+    tampered.write_text(text.replace(sha256_file(suite.parent / "b.model"), "ab" * 32))
+    with pytest.raises(ModelError, match=r"other\.model of model 'other': sha256 mismatch"):
+        SuiteRun(load_suite(tampered), RunOptions(cache_dir=cache, progress=False)).identity("other")
