@@ -82,7 +82,7 @@ def gate_checkpoint(task: SweepTask) -> TaskResult:
 
 
 def _check_pin(task: SweepTask) -> None:
-    """The pin is checked here, not only where a checkpoint is unpickled: cached outputs skip the unpickling."""
+    """The pin first, before the suite and its data load, with the sweep's fix (the manifest) in the message."""
     from harness.errors import ModelError
     from harness.reference import sha256_file
 
