@@ -14,10 +14,14 @@ higher is better; both: two-sided):
 * but never past the midpoint between w and the nearest must-fail value
   beyond it, so the bound stays on the good side of every must-fail model it
   separates ("capped" in the table);
+* a must-fail value closer to w than twice ``min_margin * |w|`` (default 5 %)
+  is *too close*: no bound could keep a safe distance from both, so it is
+  neither capped against nor counted as caught (it is listed as too close);
 * then rounded outwards to 3 significant digits when that changes no outcome.
 
 A must-fail model is *caught* by a metric when its value lies beyond the
-proposed bound, or is undefined (an undefined gated value fails its check).
+proposed bound and is not too close, or is undefined (an undefined gated value
+fails its check).
 Calibration refuses (exit 1, one line per problem): a check that catches no
 must-fail model (it cannot separate them from the good ones; ``--guard CHECK``
 keeps such a check, bounded from the good models only, e.g. an RMSE guard); a
@@ -45,6 +49,7 @@ from harness.schema import CANDIDATE, Bound, check_label
 
 GATE_METRICS = frozenset({"surrogate_cv_r2", "heldout_r2"})
 DEFAULT_MARGIN = 0.2
+DEFAULT_MIN_MARGIN = 0.05
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,7 @@ class Proposal:
     margin: dict[str, float]  # side -> |bound - w| / |w| (or absolute when w = 0)
     capped: tuple[str, ...]  # sides where the midpoint cap bit
     catches: tuple[str, ...]  # must-fail models beyond the bound (or undefined)
+    too_close: tuple[str, ...] = ()  # must-fail models beyond w by less than 2 * min_margin * |w|
 
 
 @dataclass
@@ -123,7 +129,11 @@ def _round_out(x: float, side: str) -> float:
 
 
 def propose(
-    sides: Sequence[str], good: Sequence[float], must_fail: dict[str, float | None], margin: float
+    sides: Sequence[str],
+    good: Sequence[float],
+    must_fail: dict[str, float | None],
+    margin: float,
+    min_margin: float = DEFAULT_MIN_MARGIN,
 ) -> Proposal:
     """The bound of one metric from the good values and the must-fail values (None = undefined); pure."""
     if not good:
@@ -132,11 +142,15 @@ def propose(
     worst: dict[str, float] = {}
     used: dict[str, float] = {}
     capped: list[str] = []
+    close: set[str] = set()
     for side in sides:
         sign = 1.0 if side == "max" else -1.0  # work as if larger were worse
         w = max(sign * g for g in good)
-        beyond = sorted(sign * v for v in must_fail.values() if v is not None and sign * v > w)
-        gap = beyond[0] - w if beyond else None
+        needed = 2 * min_margin * abs(w)
+        beyond = {n: sign * v - w for n, v in must_fail.items() if v is not None and sign * v > w}
+        close |= {n for n, d in beyond.items() if d < needed}
+        eligible = sorted(d for n, d in beyond.items() if n not in close)
+        gap = eligible[0] if eligible else None
         delta = margin * abs(w) if abs(w) > 1e-12 else margin * (gap or 0.0)
         if gap is not None and delta > gap / 2:
             delta = gap / 2
@@ -148,8 +162,8 @@ def propose(
         bound[side], worst[side] = sign * b, sign * w
         used[side] = abs(b - w) / abs(w) if abs(w) > 1e-12 else abs(b - w)
     result = Bound(min=bound.get("min"), max=bound.get("max"))
-    catches = tuple(name for name, v in must_fail.items() if v is None or not result.admits(v))
-    return Proposal(result, worst, used, tuple(capped), catches)
+    catches = tuple(n for n, v in must_fail.items() if v is None or (not result.admits(v) and n not in close))
+    return Proposal(result, worst, used, tuple(capped), catches, tuple(n for n in must_fail if n in close))
 
 
 def _sides(bound: Bound) -> list[str]:
@@ -187,6 +201,7 @@ def calibrate(
     must_fail: Sequence[Path | str],
     *,
     margin: float = DEFAULT_MARGIN,
+    min_margin: float = DEFAULT_MIN_MARGIN,
     guards: Sequence[str] = (),
     cache_dir: Path | None = None,
     device: str = "cpu",
@@ -202,7 +217,9 @@ def calibrate(
     if not must_fail:
         raise SuiteError("calibration needs at least one must-fail model (--must-fail)")
     if not 0 <= margin <= 10 or not math.isfinite(margin):
-        raise SuiteError(f"margin {margin} must be between 0 and 10 (a relative widening, e.g. 0.2)")
+        raise SuiteError(f"--margin {margin} must be between 0 and 10 (a relative widening, e.g. 0.2)")
+    if not 0 <= min_margin <= margin:
+        raise SuiteError(f"--min-margin {min_margin} must be between 0 and the margin ({margin})")
     labels = [check_label(c) for c in loaded.suite.checks]
     unknown = [g for g in guards if g not in labels]
     if unknown:
@@ -246,11 +263,11 @@ def calibrate(
                 row = rows.setdefault((index, m.metric), Row(index, label, check.kind, m.metric, m.bound))  # type: ignore[attr-defined]
                 (row.good if role == "good" else row.must_fail)[name] = _value(m)
     result = Calibration(loaded.path, margin, models, list(rows.values()), rule_failures, problems, notes)
-    _propose_all(result, margin, set(guards))
+    _propose_all(result, margin, set(guards), min_margin)
     return result
 
 
-def _propose_all(cal: Calibration, margin: float, guards: set[str]) -> None:
+def _propose_all(cal: Calibration, margin: float, guards: set[str], min_margin: float = DEFAULT_MIN_MARGIN) -> None:
     for row in cal.rows:
         if row.fixed:
             low = [n for n, v in {**row.good, **row.must_fail}.items() if v.value is not None and not row.current.admits(v.value)]
@@ -277,7 +294,7 @@ def _propose_all(cal: Calibration, margin: float, guards: set[str]) -> None:
             cal.problems.append(row.problem)
             continue
         judged = {n: v.value for n, v in row.must_fail.items() if v.judged}
-        row.proposal = propose(_sides(row.current), good, judged, margin)
+        row.proposal = propose(_sides(row.current), good, judged, margin, min_margin)
     for check, failed in cal.rule_failures.items():
         for model, reason in failed.items():
             if cal.models[model]["role"] == "good":

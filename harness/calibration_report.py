@@ -38,6 +38,7 @@ def to_json(cal: Calibration) -> dict[str, Any]:
                 "margin": r.proposal.margin if r.proposal else None,
                 "capped": list(r.proposal.capped) if r.proposal else [],
                 "catches": list(r.proposal.catches) if r.proposal else [],
+                "too_close": list(r.proposal.too_close) if r.proposal else [],
                 "problem": r.problem,
             }
             for r in cal.rows
@@ -57,28 +58,31 @@ def to_markdown(cal: Calibration) -> str:
         f"# Calibration of `{cal.suite.name}`",
         "",
         "Written by `mlff-harness calibrate` (rule: the worst good value widened by the relative margin "
-        f"{cal.margin:g}, capped at the midpoint to the nearest must-fail value beyond it; see `harness/calibrate.py`).",
+        f"{cal.margin:g}, capped at the midpoint to the nearest must-fail value beyond it; a must-fail value "
+        "nearer the worst good value than twice the minimum margin is 'too close' and not counted as caught; "
+        "see `harness/calibrate.py`).",
         "",
         "| model | role | sha256 |",
         "| --- | --- | --- |",
         *[f"| {n} | {m['role']} | `{m['sha256'][:12]}` |" for n, m in cal.models.items()],
         "",
-        "| check | metric | bound now | good values | must-fail values | proposed | margin | catches |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| check | metric | bound now | good values | must-fail values | proposed | margin | catches | too close |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in cal.rows:
         if r.fixed:
-            proposed, margin, catches = f"{r.current.describe()} (kept: evidence bar)", "-", "-"
+            proposed, margin, catches, close = f"{r.current.describe()} (kept: evidence bar)", "-", "-", "-"
         elif r.proposal is None:
-            proposed, margin, catches = "refused (below)", "-", "-"
+            proposed, margin, catches, close = "refused (below)", "-", "-", "-"
         else:
             p = r.proposal
             proposed = p.bound.describe() if p.bound else "-"
             margin = ", ".join(f"{v:.3g}{' (capped)' if s in p.capped else ''}" for s, v in p.margin.items())
             catches = ", ".join(p.catches) or "none"
+            close = ", ".join(p.too_close) or "-"
         lines.append(
             f"| {r.check} | {r.metric} | {r.current.describe()} | {values(r.good)} | {values(r.must_fail)} "
-            f"| {proposed} | {margin} | {catches} |"
+            f"| {proposed} | {margin} | {catches} | {close} |"
         )
     lines += ["", "| must-fail model | caught by |", "| --- | --- |"]
     for n, m in cal.models.items():

@@ -72,6 +72,7 @@ def _calibrate(args: argparse.Namespace) -> int:
             args.good,
             args.must_fail,
             margin=args.margin,
+            min_margin=args.min_margin,
             guards=args.guard or (),
             cache_dir=Path(args.cache) if args.cache else None,
             device=args.device,
@@ -114,6 +115,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
         "--must-fail", action="append", required=True, metavar="MODEL", help="a model the gate must fail (repeat)"
     )
     cal.add_argument("--margin", type=float, default=0.2, help="relative widening of the worst good value (default 0.2)")
+    cal.add_argument(
+        "--min-margin", type=float, default=0.05,
+        help="a must-fail value nearer the worst good value than twice this (relative) is too close to count (default 0.05)",
+    )
     cal.add_argument("--guard", action="append", metavar="CHECK", help="keep a check that catches no must-fail model")
     cal.add_argument("-o", "--output", help="calibration table, Markdown (default: <suite>.calibration.md beside it; JSON beside that)")
     cal.add_argument(

@@ -171,9 +171,13 @@ def test_propose_rule() -> None:
     # worst good 2.0 widened by 20 % to 2.4; must-fail 3.0 and 10.0 beyond it are caught, 1.5 is not
     p = propose(["max"], [1.0, 2.0], {"x": 3.0, "y": 10.0, "z": 1.5}, 0.2)
     assert p.bound == Bound(max=2.4) and p.catches == ("x", "y") and not p.capped
-    # a must-fail model just beyond the worst good value caps the bound at the midpoint
-    p = propose(["max"], [2.0], {"x": 2.1}, 0.2)
-    assert p.capped == ("max",) and 2.0 < p.bound.max < 2.1 and p.catches == ("x",)
+    # a must-fail model beyond the worst good value, but nearer than the margin, caps the bound at the midpoint
+    p = propose(["max"], [2.0], {"x": 2.3}, 0.2)
+    assert p.capped == ("max",) and 2.0 < p.bound.max < 2.3 and p.catches == ("x",)
+    # one nearer than twice the minimum margin (5 % of 2.0, each side) is too close: not caught, not capped against
+    p = propose(["max"], [2.0], {"x": 2.1, "y": 3.0}, 0.2)
+    assert p.too_close == ("x",) and p.catches == ("y",) and p.bound == Bound(max=2.4) and not p.capped
+    assert propose(["max"], [2.0], {"x": 2.1}, 0.2, min_margin=0.0).catches == ("x",)
     # a min bound mirrors it; an undefined must-fail value fails its bound, so it is caught
     p = propose(["min"], [0.5, 0.9], {"x": 0.1, "y": None}, 0.2)
     assert p.bound == Bound(min=0.4) and p.catches == ("x", "y")
