@@ -233,6 +233,10 @@ def test_calibrate_separates_good_from_randomised(system: Path, capsys: pytest.C
     assert "UNCALIBRATED" not in suite.read_text() and "# calibrated: worst good" in suite.read_text()
     assert calibrated.suite.checks[0].energy_rmse_meV_per_atom.max == energy["proposed"]["max"]
     assert main(["validate", str(suite)]) == 0
+    # round trip: calibrating the calibrated suite proposes the same thresholds
+    assert main(_calibrate_args(system, suite, "a_randomised.model", "b.model")) == 0
+    again = json.loads((out / "structures.calibration.json").read_text())
+    assert [m["proposed"] for m in again["metrics"]] == [m["proposed"] for m in record["metrics"]]
     from harness.checks import run_check
     from harness.session import RunOptions, SuiteRun
 
