@@ -77,7 +77,7 @@ def input_folder(path: str | Path, what: str) -> Path:
 
 
 def output_file(path: str | Path, what: str) -> Path:
-    """``path`` if a file can be written there (its folder exists or can be made; it is not a folder)."""
+    """``path`` if a file can be written there (not a folder; its folder is made if missing)."""
     path = Path(path)
     if path.is_dir():
         raise InputError(f"{path}: the {what} is a directory; give a file name")
@@ -89,6 +89,10 @@ def output_file(path: str | Path, what: str) -> Path:
             if not os.access(folder, os.W_OK):
                 raise InputError(f"{path}: cannot write the {what} (no write permission in {folder})")
             break
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"{path}: cannot make the folder of the {what} ({err.strerror or err})") from None
     return path
 
 

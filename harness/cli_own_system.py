@@ -67,6 +67,11 @@ def _calibrate(args: argparse.Namespace) -> int:
         target = None if args.write_suite is False else Path(args.write_suite or loaded.path)
         if target is not None:
             output_file(target, "calibrated suite")
+            if target.resolve().parent != loaded.path.parent:
+                raise HarnessError(
+                    f"{target}: --write-suite must be in the suite's folder {loaded.path.parent} "
+                    "(the suite's paths are relative to it)"
+                )
         result = calibrate(
             loaded,
             args.good,

@@ -178,6 +178,12 @@ def test_outputs_that_cannot_be_written(bad_files: dict[str, Path], tmp_path: Pa
         assert_refused(code, err, path)
 
 
+def test_outputs_in_new_folders_are_written(tmp_path: Path) -> None:
+    target = tmp_path / "new" / "folder" / "schema.json"
+    assert run_cli(["schema", "-o", str(target)])[0] == 0
+    assert json.loads(target.read_text())["title"] == "mlff-harness suite"
+
+
 def test_valid_inputs_still_pass(tmp_path: Path) -> None:
     assert run_cli(["compare", str(RESULTS), str(OTHER)])[0] in (0, 1)
     code, _, err = run_cli(["report", str(RESULTS), "-o", str(tmp_path / "r.html")])
