@@ -16,7 +16,7 @@ from harness.baseline import write_baseline
 from harness.checks import CheckOutcome, run_check
 from harness.errors import HarnessError, SuiteError
 from harness.loader import LoadedSuite, load_suite
-from harness.outcome import INCONCLUSIVE
+from harness.outcome import FAIL, INCONCLUSIVE, could_not_run
 from harness.schema import CheckBase, RegressionCheck, check_label
 from harness.session import RunOptions, SuiteRun
 
@@ -119,7 +119,14 @@ class CheckItem(pytest.Item):
             path = self.loaded.resolve(self.check.baseline)
             write_baseline(path, run, self.model)
             pytest.skip(f"baseline written to {path}")
-        outcome = run_check(self.check, self.model, run, line=self.line)
+        try:
+            outcome = run_check(self.check, self.model, run, line=self.line)
+        except Exception as error:
+            # recorded as failed (reason: the error in one line), so the results document never says passed
+            # while the run fails; the item then fails as before, in one line (repr_failure)
+            self.config.stash[OUTCOMES_KEY].append(could_not_run(self.check, self.model, error, line=self.line))
+            self.user_properties.append(("outcome", FAIL))
+            raise
         self.config.stash[OUTCOMES_KEY].append(outcome)
         for m in outcome.measurements:
             self.user_properties.append((f"{m.metric}", "n/a" if m.undefined else f"{m.value:.6g}"))

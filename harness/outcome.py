@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 
 from harness.bootstrap import Interval
-from harness.errors import CheckError
+from harness.errors import CheckError, HarnessError
 from harness.metrics import why_undefined
-from harness.schema import Bound, CheckBase, IntervalBound
+from harness.schema import Bound, CheckBase, IntervalBound, check_label
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 
@@ -143,6 +143,30 @@ class CheckOutcome:
             out["unexplained"] = self.unexplained
             out["if_unexplained"] = self.if_unexplained
         return out
+
+
+def could_not_run(check: CheckBase, model: str, error: BaseException, *, line: int = 0) -> CheckOutcome:
+    """The failed outcome of a check that raised instead of measuring (bad data, a model that will not load, a bug).
+
+    Its reason is ``could not run: <the error in one line>``; each metric the
+    check gates is recorded undefined (null, failed), so a results document, its
+    table, HTML, diff and history show the check as failed, never as passed or
+    absent. The plugin and the sweep both record it (harness.items, harness.sweep_task).
+    """
+    text = " ".join(str(error).split()) or "(no message)"
+    if not isinstance(error, HarnessError):
+        text = f"unexpected {type(error).__name__}: {text[:297] + '...' if len(text) > 300 else text}"
+    reason = f"could not run: {text}"
+    try:
+        bounds = check.bounds()
+    except Exception:  # noqa: BLE001 - the reason alone still fails the outcome
+        bounds = {}
+    measured = tuple(
+        Measurement(metric, float("nan"), bound, False, undefined_reason="the check could not run")
+        for metric, bound in bounds.items()
+    )
+    kind = str(getattr(check, "kind", type(check).__name__))
+    return CheckOutcome(check_label(check), kind, model, line, measured, reason=reason)
 
 
 def _finite_or_none(value: float) -> float | None:

@@ -40,25 +40,6 @@ def one_line(error: BaseException) -> str:
     return text if isinstance(error, HarnessError) else f"{type(error).__name__}: {text}"
 
 
-def _write_text_atomically(path: os.PathLike[str] | str, text: str) -> None:
-    import tempfile
-    from pathlib import Path
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600 files; the folder is for others to read
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def gate_checkpoint(task: SweepTask) -> TaskResult:
     """Run every check of the suite on the checkpoint; write the document, then the task's stamp.
 
@@ -68,15 +49,22 @@ def gate_checkpoint(task: SweepTask) -> TaskResult:
     loses only this task: finished documents were renamed into place already.
     An older document of the checkpoint (another suite, pin or setting) is moved
     to ``.sweep/NAME.previous.json`` first, so the folder never mixes runs.
+    A check that raises once the checkpoint has loaded is recorded failed in the
+    document, as the plugin records it (harness.outcome.could_not_run); the task
+    is then an ``error`` too, with no stamp, so a rerun tries it again.
     """
     start = time.perf_counter()
     try:
         with warnings.catch_warnings():  # joblib runs one job per task in a daemonic worker: as it should here
             warnings.filterwarnings("ignore", message="Inside a Dask worker", category=UserWarning)
-            document = _gate(task)
+            document, could_not = _gate(task)
     except Exception as error:  # noqa: BLE001 - any failure of one checkpoint is reported, never raised
         return TaskResult(task.name, "error", time.perf_counter() - start, error=one_line(error))
     failed = tuple(f"{o['check']}[{o['model']}]" for o in document["outcomes"] if not o["passed"])
+    if could_not:  # judged failed in its document, as the plugin's; the task did not finish every check
+        more = f" (and {len(could_not) - 1} more)" if len(could_not) > 1 else ""
+        error = f"{could_not[0]}{more}; {task.output} records it as failed"
+        return TaskResult(task.name, "error", time.perf_counter() - start, error=error, failed_checks=failed)
     status: Status = "passed" if document["passed"] else "failed"
     return TaskResult(task.name, status, time.perf_counter() - start, failed_checks=failed)
 
@@ -96,10 +84,14 @@ def _check_pin(task: SweepTask) -> None:
         )
 
 
-def _gate(task: SweepTask) -> dict:
+def _gate(task: SweepTask) -> tuple[dict, list[str]]:
     from harness.analysis import suite_section
+    from harness.atomic import atomic_write_text as write_text_atomically
     from harness.checks import run_check
+    from harness.errors import HarnessError
     from harness.loader import load_suite
+    from harness.outcome import could_not_run
+    from harness.schema import CANDIDATE, check_label
     from harness.report import results_document, write_json
     from harness.session import RunOptions, SuiteRun
 
@@ -122,13 +114,24 @@ def _gate(task: SweepTask) -> dict:
             progress=False,
         ),
     )
-    outcomes = []
+    run.model(CANDIDATE)  # a checkpoint that will not load is the task's error, like a wrong pin: never gated
+    outcomes, could_not = [], []
     for index, check in enumerate(loaded.suite.checks):  # the plugin's collection order (harness.items)
         line = loaded.check_line(index)
         for model in loaded.suite.models_for(check):
-            outcomes.append(run_check(check, model, run, line=line))
-    section = suite_section(run, explain="all" if task.explain else "computed")
-    document = results_document([section], outcomes, checkpoint=task.checkpoint_fields())
+            try:
+                outcomes.append(run_check(check, model, run, line=line))
+            except Exception as error:  # noqa: BLE001 - recorded failed, as the plugin records it
+                outcomes.append(could_not_run(check, model, error, line=line))
+                could_not.append(f"check {check_label(check)!r} on model {model!r} {outcomes[-1].reason}")
+    try:
+        sections = [suite_section(run, explain="all" if task.explain else "computed")]
+    except HarnessError as error:  # as the plugin: its checks already failed saying why
+        if not could_not:
+            raise
+        sections = []
+    document = results_document(sections, outcomes, checkpoint=task.checkpoint_fields())
     write_json(task.output, document)
-    _write_text_atomically(task.stamp, task.key())
-    return document
+    if not could_not:  # else no stamp: the document is written (failed) and a rerun tries again (e.g. out of memory)
+        write_text_atomically(task.stamp, task.key() + "\n")
+    return document, could_not

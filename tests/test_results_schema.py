@@ -181,7 +181,10 @@ def test_a_suite_whose_data_never_loaded_is_left_out_not_a_crash(
     outcome.stdout.fnmatch_lines(["*mlff-harness: suite 'tiny-report' left out of the report:*sha256*"])
     assert "INTERNALERROR" not in outcome.stdout.str()
     doc = load_results_file(results)
-    assert doc["suites"] == [] and doc["outcomes"] == [] and doc["passed"] is False
+    assert doc["suites"] == [] and doc["passed"] is False
+    # each check is recorded failed, saying why it could not run (never left out, never passed)
+    assert len(doc["outcomes"]) == 4 and not any(o["passed"] for o in doc["outcomes"])
+    assert all(o["reason"].startswith("could not run: ") and "sha256" in o["reason"] for o in doc["outcomes"])
 
 
 def test_shap_summaries_cost_a_fit_only_when_asked(run: PluginRun, pytester: pytest.Pytester, tmp_path: Path) -> None:
