@@ -1,4 +1,4 @@
-"""The per-atom 'what' check: grouped SHAP classes of a surrogate of each atom's force error.
+"""Per-atom 'what' checks: grouped SHAP classes of each atom's force error; pair-resolved force bias.
 
 ``atom_error_classes`` fits the per-atom surrogate (:mod:`harness.atom_explain`),
 sums SHAP per atom over classes (:mod:`harness.grouping`) and gates the share
@@ -6,6 +6,10 @@ and rank of a named species pair's class. A failure names the pair and the
 distance range its credit sits in ("Cr-Cr pairs at 2.75-3.50 A carry 0.41 of
 the grouped |SHAP|"). Like every SHAP-level check, nothing is judged when the
 surrogate does not explain the error: the check's ``if_unexplained`` decides.
+
+``pair_force_bias`` needs no surrogate: the mean central force error of a
+species pair per distance shell (:mod:`harness.pair_forces`); a failure says
+"Cr-Cr pairs at 2.50-3.00 A are too repulsive by 56 meV/A".
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any
 from harness.grouping import GroupedImportance, grouped_importance, pair_key, shell_range_of_pair
 from harness.metrics import undefined
 from harness.outcome import Measurement, judge, measure
-from harness.schema import AtomErrorClassesCheck
+from harness.schema import AtomErrorClassesCheck, PairForceBiasCheck
 
 _TOP_CLASSES = 5
 
@@ -103,4 +107,72 @@ def _atom_error_classes(check: AtomErrorClassesCheck, model: str, run) -> tuple[
     return measured, reason, details, unexplained
 
 
-KINDS = {"atom_error_classes": _atom_error_classes}
+def _pair_force_bias(check: PairForceBiasCheck, model: str, run) -> tuple[list[Measurement], str | None, dict[str, Any]]:
+    import numpy as np
+
+    from harness.pair_forces import central_force_errors, shell_profile
+
+    ref = run.reference
+    pair = (check.pair[0], check.pair[1])
+    label = pair_key(*pair)
+    absent = [el for el in pair if el not in ref.elements]
+    force_errors = run.outputs(model).forces_eV_per_A - ref.forces_eV_per_A
+    d, c = (np.zeros(0), np.zeros(0))
+    if not absent:
+        d, c = central_force_errors(list(ref.structures), force_errors, pair, check.r_max_A)
+    inside = d >= check.r_min_A
+    d, c = d[inside], c[inside]
+    edges = np.arange(check.r_min_A, check.r_max_A + 1e-9, check.shell_width_A)
+    if edges[-1] < check.r_max_A - 1e-9:
+        edges = np.append(edges, check.r_max_A)
+    profile = shell_profile(d, c, edges, min_pairs=check.min_pairs_per_shell)
+    if absent:
+        why = f"no {', '.join(absent)} atom in the reference structures (elements: {', '.join(ref.elements)})"
+    elif not profile:
+        why = (
+            f"fewer than {check.min_pairs_per_shell} {label} pairs in every {check.shell_width_A:g} A shell "
+            f"between {check.r_min_A:g} and {check.r_max_A:g} A"
+        )
+    else:
+        why = None
+    values: dict[str, float] = {}
+    if why is not None:
+        values = {k: undefined(why) for k in ("bias_meV_per_A", "min_shell_bias_meV_per_A", "max_shell_bias_meV_per_A")}
+    else:
+        shells = [s.mean_eV_per_A * 1000 for s in profile]
+        values = {
+            "bias_meV_per_A": float(np.mean(c)) * 1000,
+            "min_shell_bias_meV_per_A": min(shells),
+            "max_shell_bias_meV_per_A": max(shells),
+        }
+    measured = measure(check, values)
+    reason = None
+    if why is None and any(not m.passed for m in measured):
+        worst = {
+            "min_shell_bias_meV_per_A": min(profile, key=lambda s: s.mean_eV_per_A),
+            "max_shell_bias_meV_per_A": max(profile, key=lambda s: s.mean_eV_per_A),
+        }
+        failed = [m for m in measured if not m.passed]
+        parts = []
+        for m in failed:
+            shell = worst.get(m.metric)
+            if shell is None:  # the overall mean
+                shell = max(profile, key=lambda s: abs(s.mean_eV_per_A))
+            sense = "too attractive" if shell.mean_eV_per_A > 0 else "too repulsive"
+            parts.append(
+                f"{m.metric} = {m.value:.1f} outside {m.bound.describe()}: {label} pairs at "
+                f"{shell.lo_A:.2f}-{shell.hi_A:.2f} A are {sense} by {abs(shell.mean_eV_per_A) * 1000:.1f} meV/A "
+                f"(mean over {shell.n_pairs} pairs)"
+            )
+        reason = "; ".join(parts)
+    details = {
+        "pair": label,
+        "n_pairs": int(len(d)),
+        "profile": [
+            {"lo_A": s.lo_A, "hi_A": s.hi_A, "n_pairs": s.n_pairs, "mean_meV_per_A": s.mean_eV_per_A * 1000} for s in profile
+        ],
+    }
+    return measured, reason, details
+
+
+KINDS = {"atom_error_classes": _atom_error_classes, "pair_force_bias": _pair_force_bias}

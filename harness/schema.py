@@ -601,6 +601,42 @@ class AtomErrorClassesCheck(ShapLevelBase):
         return self
 
 
+class PairForceBiasCheck(CheckBase):
+    """'What', by pair and distance: is the model's force between A-B pairs too attractive or too repulsive?
+
+    For every A-B pair (i, j) within `r_max_A`: c_ij = 1/2 (dF_i - dF_j) . r_ij/r,
+    dF = F_model - F_ref, which equals dphi'(r) for an error that is a pair term
+    dphi (harness/pair_forces.py). c > 0: too attractive; c < 0: too repulsive.
+    No surrogate: it reads the reference's force labels directly.
+    """
+
+    kind: Literal["pair_force_bias"] = Field(description="The check kind (the key of the list item in YAML).")
+    pair: list[str] = Field(description="The species pair, e.g. [A, B].")
+    r_min_A: float = Field(2.0, ge=0, description="Smallest pair distance counted, Angstrom.")
+    r_max_A: float = Field(5.0, gt=0, le=20, description="Largest pair distance counted, Angstrom.")
+    shell_width_A: float = Field(0.5, ge=0.05, description="Shell width of the reported profile, Angstrom.")
+    min_pairs_per_shell: int = Field(10, ge=1, description="Shells with fewer pairs are not reported or gated.")
+    bias_meV_per_A: Bound | None = Field(
+        None, description="Mean central force error over every pair in [r_min_A, r_max_A), meV/A (> 0: too attractive)."
+    )
+    min_shell_bias_meV_per_A: Bound | None = Field(
+        None, description="Most negative (most repulsive) shell mean, meV/A."
+    )
+    max_shell_bias_meV_per_A: Bound | None = Field(
+        None, description="Most positive (most attractive) shell mean, meV/A."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PairForceBiasCheck:
+        if len(self.pair) != 2:
+            raise ValueError("pair must name two elements, e.g. [A, B]")
+        for v in self.pair:
+            _element(v)
+        if self.r_min_A >= self.r_max_A:
+            raise ValueError(f"r_min_A ({self.r_min_A}) must be below r_max_A ({self.r_max_A})")
+        return self
+
+
 class FaithfulnessBase(CheckBase):
     """Fields of the checks that report a bootstrap interval over structures."""
 
@@ -696,6 +732,7 @@ Check = Annotated[
         RandomisationSanityCheck,
         SurrogateFaithfulnessCheck,
         AtomErrorClassesCheck,
+        PairForceBiasCheck,
     ],
     Field(discriminator="kind"),
 ]
@@ -709,6 +746,7 @@ _CHECK_MODELS: dict[str, type[CheckBase]] = {
     "randomisation_sanity": RandomisationSanityCheck,
     "surrogate_faithfulness": SurrogateFaithfulnessCheck,
     "atom_error_classes": AtomErrorClassesCheck,
+    "pair_force_bias": PairForceBiasCheck,
 }
 CHECK_KINDS: tuple[str, ...] = tuple(_CHECK_MODELS)
 

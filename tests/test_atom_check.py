@@ -23,7 +23,8 @@ from harness.schema import AtomErrorClassesCheck
 from harness.session import RunOptions, SuiteRun
 from planted import random_cells
 
-TERM = PairTerm("Cr", "Cr", eps_eV=-0.2, r0_A=3.5, sigma_A=0.35)  # labels get -term: model = labels + term
+# the labels get TERM added, so the model (labels - TERM) errs by +0.2 eV * Gaussian: a repulsive bump at r0
+TERM = PairTerm("Cr", "Cr", eps_eV=-0.2, r0_A=3.5, sigma_A=0.35)
 
 SUITE = """\
 suite: tiny-atoms
@@ -95,3 +96,37 @@ def test_noise_only_is_unexplained_and_judges_no_class(tiny: Path) -> None:
     assert result.unexplained is not None and "no feature class is judged" in result.unexplained
     assert result.status == "fail"  # the suite's if_unexplained: fail
     assert not any(m.evaluated for m in result.measurements if m.metric != "surrogate_cv_r2")
+
+
+PAIR_FORCE_SUITE = """\
+suite: tiny-pair-force
+reference: {{structures: {structures}}}
+models:
+  candidate: {{checkpoint: a.model, sha256: {sha}}}
+settings: {{dtype: float64, batch_size: 16, seed: 0}}
+checks:
+  - pair_force_bias:
+      name: crcr-force
+      pair: [Cr, Cr]
+      r_min_A: 2.5
+      r_max_A: 5.0
+      bias_meV_per_A: {{min: -10.0}}
+"""
+
+
+def test_pair_force_bias_names_pair_distance_and_sense(tiny: Path) -> None:
+    from harness.reference import sha256_file
+
+    # the model errs by a bump +0.2 eV * Gaussian at r0 = 3.5 A: below r0 its energy rises with r, so it
+    # pulls Cr-Cr pairs together (too attractive, c > 0); beyond r0 it pushes them apart (c < 0)
+    results = {}
+    for name in ("planted", "noise"):
+        path = tiny / f"{name}-force.suite.yaml"
+        path.write_text(PAIR_FORCE_SUITE.format(structures=f"{name}.extxyz", sha=sha256_file(tiny / "a.model")))
+        loaded = load_suite(path)
+        results[name] = run_check(loaded.suite.checks[0], "candidate", SuiteRun(loaded, RunOptions(progress=False)))
+    planted, noise = results["planted"], results["noise"]
+    profile = {round(p["lo_A"], 2): p["mean_meV_per_A"] for p in planted.details["profile"]}
+    assert profile[3.0] > 100 and profile[3.5] < -100, profile  # measured +339 and -370 meV/A
+    assert abs({m.metric: m for m in noise.measurements}["bias_meV_per_A"].value) < 3.0  # noise 5 meV/A per component
+    assert noise.status == "pass"

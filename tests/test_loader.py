@@ -437,6 +437,8 @@ def valid_suites(draw: st.DrawFn) -> dict[str, Any]:
             body["baseline"] = "baseline.json"
         if kind == "atom_error_classes" and {"pair_class_share", "pair_class_rank"} & set(body):
             body["pair"] = draw(st.lists(st.sampled_from(species), min_size=2, max_size=2))
+        if kind == "pair_force_bias":
+            body["pair"] = draw(st.lists(st.sampled_from(species), min_size=2, max_size=2))
         # shuffle the body's key order: order must not matter
         keys = draw(st.permutations(list(body)))
         checks.append({kind: {k: body[k] for k in keys}})

@@ -98,6 +98,9 @@ checks:
       surrogate_cv_r2: {{min: -1.0e+6}}
       pair_class_share: {{min: 0.0}}
       pair_class_rank: {{min: 1}}
+  - pair_force_bias:
+      pair: [Cr, Sb]
+      bias_meV_per_A: {{min: -1.0e+6}}
 """
 
 
@@ -210,7 +213,8 @@ def test_data_without_the_named_element(cases: dict[str, Path], tmp_path: Path) 
     assert 0.0 <= _defined(outcomes["shap_classes"], "angular_l_share") <= 1.0  # not about Cr: still measured
     for metric in ("pair_class_share", "pair_class_rank"):  # per atom: the pair [Cr, Sb] has no Cr
         assert _undefined(outcomes["atom_error_classes"], metric) == no_cr
-    for kind in ("accuracy", "gradcam_locus", "shap_classes", "atom_error_classes"):
+    assert _undefined(outcomes["pair_force_bias"], "bias_meV_per_A") == no_cr
+    for kind in ("accuracy", "gradcam_locus", "shap_classes", "atom_error_classes", "pair_force_bias"):
         assert outcomes[kind].status == "fail"
     # the kinds that name no element measure as usual
     assert _defined(outcomes["regression"], "gradcam_rank_correlation") == pytest.approx(1.0)
@@ -308,7 +312,7 @@ def test_plugin_and_measure_cli_end_to_end(
     assert proc.returncode == 1, output
     assert "Traceback" not in output and "INTERNALERROR" not in output
     assert "could not run" not in output
-    assert "4 failed, 5 passed" in output
+    assert "5 failed, 5 passed" in output
     assert "FAIL (undefined: no Cr atom in the reference structures (elements: Sb, Te))" in output
     doc = validate_results(json.loads(results.read_text()))
     undefined = [m for o in doc["outcomes"] for m in o["measurements"] if m["value"] is None]
