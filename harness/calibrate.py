@@ -94,10 +94,11 @@ class Row:
     must_fail: dict[str, Value] = field(default_factory=dict)
     proposal: Proposal | None = None
     problem: str | None = None
+    gate: bool = False  # the check marks this measurement as the evidence gate of its SHAP level
 
     @property
     def fixed(self) -> bool:
-        return self.metric in GATE_METRICS
+        return self.gate or self.metric in GATE_METRICS
 
 
 @dataclass
@@ -260,7 +261,10 @@ def calibrate(
             if reason is not None:
                 rule_failures.setdefault(label, {})[name] = reason
             for m in outcome.measurements:
-                row = rows.setdefault((index, m.metric), Row(index, label, check.kind, m.metric, m.bound))  # type: ignore[attr-defined]
+                row = rows.setdefault(
+                    (index, m.metric),
+                    Row(index, label, check.kind, m.metric, m.bound, gate=bool(getattr(m, "gate", False))),  # type: ignore[attr-defined]
+                )
                 (row.good if role == "good" else row.must_fail)[name] = _value(m)
     result = Calibration(loaded.path, margin, models, list(rows.values()), rule_failures, problems, notes)
     _propose_all(result, margin, set(guards), min_margin)
