@@ -104,6 +104,26 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(temporary, path)
 
 
+def _yaml_float(value: float) -> str:
+    """A float YAML reads back as a float (PyYAML wants a dot in the mantissa: 1.0e-05, not 1e-05)."""
+    text = repr(float(value))
+    mantissa, _, exponent = text.partition("e")
+    if exponent and "." not in mantissa:
+        text = f"{mantissa}.0e{exponent}"
+    return text
+
+
+def _flow_bound(text: str, keys: list[str]) -> re.Match[str] | None:
+    """The one-line `{...}` bound of the last of `keys`, each found after the one before on the line."""
+    start = 0
+    for key in keys[:-1]:
+        found = re.compile(rf"(?<![\w.-]){re.escape(key)}\s*:").search(text, start)
+        if found is None:
+            return None
+        start = found.end()
+    return re.compile(rf"(?<![\w.-]){re.escape(keys[-1])}\s*:\s*(\{{[^{{}}]*\}})").search(text, start)
+
+
 def write_suite(cal: Calibration, loaded: LoadedSuite, target: Path, *, record: str) -> None:
     """Write the suite with every proposed bound in place (one-line `{min: ..., max: ...}` bounds only)."""
     import yaml
@@ -115,26 +135,25 @@ def write_suite(cal: Calibration, loaded: LoadedSuite, target: Path, *, record: 
     for r in cal.rows:
         if r.proposal is None or r.proposal.bound is None:
             continue
-        kind = r.kind
-        loc = ("checks", r.index, kind, *r.metric.split("."))
-        number = loaded.lines.get(loc)
-        key = r.metric.split(".")[-1]
+        keys = r.metric.split(".")  # e.g. per_element.Au.force_rmse_meV_per_A
+        number = loaded.lines.get(("checks", r.index, r.kind, *keys))
         text = lines[number - 1] if number else ""
-        match = re.search(rf"(\b{re.escape(key)}\s*:\s*)(\{{[^{{}}]*\}})", text)
+        match = _flow_bound(text, keys)
         if match is None:
             raise SuiteError(
                 f"cannot rewrite the bound of {r.check}.{r.metric} (not a one-line {{min: ..., max: ...}})",
                 path=loaded.path, line=number, fix=f"set it by hand from {record}",
             )
-        old = yaml.safe_load(match.group(2)) or {}
+        old = yaml.safe_load(match.group(1)) or {}
         new = {("on" if k is True else k): v for k, v in old.items() if k not in ("min", "max")}  # YAML 1.1 reads `on` as True
         b = r.proposal.bound
-        body = ", ".join([f"{s}: {getattr(b, s)!r}" for s in ("min", "max") if getattr(b, s) is not None])
+        body = ", ".join([f"{s}: {_yaml_float(getattr(b, s))}" for s in ("min", "max") if getattr(b, s) is not None])
         body += "".join(f", {k}: {json.dumps(v)}" for k, v in new.items())
-        text = text[: match.start(2)] + "{" + body + "}" + text[match.end(2) :]
+        text = text[: match.start(1)] + "{" + body + "}" + text[match.end(1) :]
         worst = ", ".join(f"{v:.4g}" for v in r.proposal.worst_good.values())
         note = f"# calibrated: worst good {worst}; catches {', '.join(r.proposal.catches) or 'none'}"
-        text = text.replace(PLACEHOLDER, note) if PLACEHOLDER in text else f"{text}    {note}"
+        ending = re.compile(rf"{re.escape(PLACEHOLDER)}\s*$")
+        text = ending.sub(note, text) if ending.search(text) else f"{text}    {note}"
         lines[number - 1] = text
     out = "\n".join(lines) + "\n"
     out = re.sub(

@@ -286,3 +286,43 @@ def test_measure_takes_focus_elements_from_the_command_line(system: Path, tmp_pa
     with contextlib.redirect_stderr(io.StringIO()) as err:
         assert main([*args, "--element", "Xx"]) == 2
     assert "Xx" in err.getvalue() and len(err.getvalue().strip().splitlines()) == 1
+
+
+def test_write_suite_rewrites_each_bound_in_place(tmp_path: Path) -> None:
+    """Two elements' bounds on one line, an interval bound's extra keys and tiny numbers survive the rewrite."""
+    from harness.calibrate import Proposal
+    from harness.calibration_report import write_suite
+
+    (tmp_path / "s.extxyz").write_text("")
+    (tmp_path / "m.model").write_text("")
+    suite = tmp_path / "x.suite.yaml"
+    suite.write_text(
+        "suite: x\n"
+        "reference: {structures: s.extxyz}\n"
+        "models: {candidate: {checkpoint: m.model}}\n"
+        "checks:\n"
+        "  - accuracy:\n"
+        "      per_element: {Au: {force_rmse_meV_per_A: {max: 1.0e+6}}, Cu: {force_rmse_meV_per_A: {max: 1.0e+6}}}    # calibrate\n"
+        "  - attribution_faithfulness:\n"
+        "      curve_area: {min: -1.0, on: ci_low}    # calibrate\n"
+    )
+    loaded = load_suite(suite)
+
+    def row(index: int, kind: str, metric: str, bound: Bound, worst: float) -> Row:
+        r = Row(index, kind, kind, metric, bound)
+        r.proposal = Proposal(bound, {"x": worst}, {"x": 0.2}, (), ("bad",))
+        return r
+
+    rows = [
+        row(0, "accuracy", "per_element.Au.force_rmse_meV_per_A", Bound(max=80.0), 70.0),
+        row(0, "accuracy", "per_element.Cu.force_rmse_meV_per_A", Bound(max=1e-5), 9e-6),
+        row(1, "attribution_faithfulness", "curve_area", Bound(min=0.25), 0.3),
+    ]
+    cal = Calibration(suite, 0.2, {}, rows, {}, [], [])
+    write_suite(cal, loaded, suite, record="x.calibration.md")
+    written = load_suite(suite).suite
+    per_element = written.checks[0].per_element
+    assert per_element["Au"].force_rmse_meV_per_A.max == 80.0
+    assert per_element["Cu"].force_rmse_meV_per_A.max == 1e-5
+    assert written.checks[1].curve_area.min == 0.25 and written.checks[1].curve_area.on == "ci_low"
+    assert "1.0e-05" in suite.read_text() and suite.read_text().count("# calibrated: worst good") == 3
