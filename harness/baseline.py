@@ -8,8 +8,6 @@ the suite's reference structures, with the hashes they depend on.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from harness import __version__
+from harness.atomic import atomic_write_text
 from harness.errors import CheckError
 
 if TYPE_CHECKING:
@@ -73,19 +72,7 @@ def _shap_settings(run: SuiteRun) -> dict[str, dict[str, Any]]:
 
 def write_baseline(path: Path, run: SuiteRun, model: str) -> None:
     """Write a baseline atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(baseline_document(run, model), indent=1) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=".baseline.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # baselines are shared files
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write_text(path, json.dumps(baseline_document(run, model), indent=1) + "\n")
 
 
 def load_baseline(path: Path, run: SuiteRun, model: str) -> Baseline:

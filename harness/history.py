@@ -21,6 +21,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from harness.atomic import atomic_write_bytes, atomic_write_text
 from harness.errors import DataError
 from harness.results_schema import load_results_file
 
@@ -262,8 +263,7 @@ def write_history_plots(path: Path | str, history: History, series: list[Series]
     panels = _panels(series)
     if path.suffix.lower() == ".png":
         data = plots.history_grid(panels, history.x, x_label=x_label[history.ordered_by], tick_labels=ticks)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        atomic_write_bytes(path, data)
         return path
     if path.suffix.lower() not in (".html", ".htm"):
         raise DataError(f"{path}: history plots are written as .png or .html (fix: name the file so)")
@@ -283,6 +283,5 @@ def write_history_plots(path: Path | str, history: History, series: list[Series]
         f'<body><h1>mlff-harness history</h1>{warn}<section id="table"><pre>{escape(format_history(history, series))}'
         f'</pre></section><section id="curves">{images}</section></body></html>\n'
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(html, encoding="utf-8")
+    atomic_write_text(path, html)
     return path

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from harness.atomic import atomic_write_text
+
 SUITE_SECTIONS = (
     "accuracy",
     "provenance",
@@ -288,13 +290,7 @@ def render_html(document: Mapping[str, Any]) -> str:
 
 
 def write_html(path: Path | str, document: Mapping[str, Any]) -> Path:
-    """Render and write atomically (temporary name, then rename)."""
+    """Render and write atomically (harness.atomic: temporary file, fsync, rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(render_html(document), encoding="utf-8")
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_text(path, render_html(document))
     return path

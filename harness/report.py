@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from harness import __version__
+from harness.atomic import atomic_write
 from harness.checks import CheckOutcome
 from harness.errors import DataError
 from harness.outcome import INCONCLUSIVE, Measurement
@@ -140,12 +140,6 @@ def results_document(
     return _clean(document)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def non_finite_paths(value: Any, where: str = "$") -> list[str]:
     """JSON paths of every NaN or infinity in a document (an undefined value that lost its reason)."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -170,14 +164,11 @@ def write_json(path: Path, document: Mapping[str, Any]) -> None:
             f"{path}: refusing to write a non-finite number at {leaks[0]}{more}: an undefined value must be "
             "written as null with its reason"
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".results.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(document, handle, indent=1, sort_keys=True, allow_nan=False)
-            handle.write("\n")
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; results are for others to read
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+
+    def dump(handle: BinaryIO) -> None:  # streamed into the temporary file (tests/test_chaos.py kills mid-dump)
+        text = io.TextIOWrapper(handle, encoding="utf-8")
+        json.dump(document, text, indent=1, sort_keys=True, allow_nan=False)
+        text.write("\n")
+        text.detach()  # flushed; the binary handle stays open for atomic_write's fsync
+
+    atomic_write(path, dump)

@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import struct
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +28,7 @@ from typing import Any
 
 import torch
 
+from harness.atomic import atomic_write_bytes
 from harness.errors import ModelError
 
 FORMAT_NAME = "mlff-harness/safe-mace"
@@ -244,16 +243,7 @@ def write_safe_checkpoint(
     data = {key: t.detach().cpu().contiguous().clone() for key, t in tensors.items()}
     _check_tensors(data, source=str(path))
     blob = _canonical(save(data, metadata=metadata))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(blob)
-        os.chmod(tmp_name, 0o644)  # mkstemp makes it 0600; a checkpoint is meant to be shared
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, blob, mode=0o644)  # a checkpoint is meant to be shared (less the umask)
 
 
 def _canonical(blob: bytes) -> bytes:
