@@ -326,3 +326,35 @@ def test_write_suite_rewrites_each_bound_in_place(tmp_path: Path) -> None:
     assert per_element["Cu"].force_rmse_meV_per_A.max == 1e-5
     assert written.checks[1].curve_area.min == 0.25 and written.checks[1].curve_area.on == "ci_low"
     assert "1.0e-05" in suite.read_text() and suite.read_text().count("# calibrated: worst good") == 3
+
+
+def test_the_three_commands_of_the_readme(system: Path, tmp_path: Path) -> None:
+    """init, calibrate --write-suite, pytest: the good candidate passes, the randomised copy fails."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "suites" / "mine"
+    done = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "init", "--structures", str(system / "structures.extxyz"),
+         "--checkpoint", str(system / "a.model"), "--focus", "Cr", "--out", str(out), "--name", "mine"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    suite = out / "mine.suite.yaml"
+    _without_shap(suite)
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(_calibrate_args(system, suite, "a_randomised.model", "b.model", extra=("--write-suite",))) == 0
+
+    def gate(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", str(out), "-q", "-p", "no:cacheprovider", f"--rootdir={tmp_path}",
+             f"--harness-cache={system / 'cache'}", *extra],
+            capture_output=True, text=True, timeout=600, cwd=tmp_path,
+        )
+
+    passed = gate()
+    assert passed.returncode == 0, passed.stdout[-3000:]
+    bad = system / "a_randomised.model"
+    failed = gate("--candidate", str(bad), "--candidate-sha256", sha256_file(bad))
+    assert failed.returncode == 1, failed.stdout[-3000:]
+    assert "FAIL" in failed.stdout
