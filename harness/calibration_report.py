@@ -99,9 +99,10 @@ def to_markdown(cal: Calibration) -> str:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+    """The table, written as every file of the harness is (harness.atomic)."""
+    from harness.atomic import atomic_write_text
+
+    atomic_write_text(path, text)
 
 
 def _yaml_float(value: float) -> str:
