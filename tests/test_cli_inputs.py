@@ -298,3 +298,29 @@ def test_suite_commands_never_traceback(data: st.DataObject) -> None:
             ["calibrate", str(path), "--good", model, "--must-fail", model, "--cache", ""],
         ):
             assert_clean(*run_cli(args))
+
+
+def _extxyz_text() -> str:
+    from ase import Atoms
+    from ase.io import write
+
+    frame = Atoms("Cu2", positions=[[0, 0, 0], [1.8, 1.8, 0]], cell=[3.6] * 3, pbc=True)
+    frame.info["REF_energy"] = -7.0
+    frame.arrays["REF_forces"] = np.array([[0.0, 0.0, 0.1], [0.0, 0.0, -0.1]])
+    buffer = io.StringIO()
+    write(buffer, [frame] * 3, format="extxyz")
+    return buffer.getvalue()
+
+
+EXTXYZ = _extxyz_text()
+
+
+@FUZZ
+@given(data=st.data())
+def test_init_never_tracebacks_on_mutated_structures(data: st.DataObject) -> None:
+    raw = _bytes(data.draw, EXTXYZ)
+    with tempfile.TemporaryDirectory() as folder:
+        structures, model = Path(folder) / "s.extxyz", Path(folder) / "m.model"
+        structures.write_bytes(raw)
+        model.write_bytes(b"not a model")
+        assert_clean(*run_cli(["init", "--structures", str(structures), "--checkpoint", str(model), "--out", folder]))
