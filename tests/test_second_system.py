@@ -106,3 +106,85 @@ def test_shipped_data_match_their_provenance() -> None:
             assert all(a.info["n_Au"] >= 2 for a in frames)
             assert sum(a.info["au_au_nn_pairs"] > 0 for a in frames) > len(frames) // 2
     assert set(provenance["planted_pair_terms"]) >= {"planted_auau", "form"}
+
+
+# ---------------------------------------------------------------- the gate
+SUITES = REPO / "suites" / "cu_au"
+CHECKPOINTS = REPO / "reference_data" / "checkpoints" / "cu_au"
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cu-au-cache")
+
+
+def _gate(pytester: pytest.Pytester, cache: Path, model: str | None = None) -> tuple[pytest.RunResult, dict]:
+    results = cache / f"results-{model or 'candidate'}.json"
+    extra = []
+    if model is not None:
+        path = CHECKPOINTS / model
+        extra = [f"--candidate={path}", f"--candidate-sha256={sha256_file(path)}"]
+    # a subprocess per run: each loads a full MACE model, as in CI
+    run = pytester.runpytest_subprocess(
+        str(SUITES), "-p", "no:cacheprovider", f"--harness-cache={cache}", f"--harness-results={results}", *extra
+    )
+    return run, json.loads(results.read_text())
+
+
+def _failed(doc: dict) -> set[str]:
+    return {o["check"] for o in doc["outcomes"] if not o["passed"]}
+
+
+def _value(doc: dict, check: str, metric: str) -> float | None:
+    outcome = next(o for o in doc["outcomes"] if o["check"] == check)
+    return next(m for m in outcome["measurements"] if m["metric"] == metric)["value"]
+
+
+def test_main_job_passes_the_gpu_written_candidate(pytester: pytest.Pytester, cache: Path) -> None:
+    """`pytest suites/cu_au` on the checkpoint exactly as mace_run_train wrote it on the GPU."""
+    run, doc = _gate(pytester, cache)
+    assert run.ret == 0
+    # the per-atom surrogate cannot explain an error that is noise: inconclusive, skipped
+    run.assert_outcomes(passed=3, skipped=1)
+    assert doc["passed"] is True
+    assert _value(doc, "accuracy", "energy_rmse_meV_per_atom") == pytest.approx(0.502, abs=0.001)  # CALIBRATION.md
+    assert _value(doc, "accuracy", "force_rmse_meV_per_A") == pytest.approx(9.75, abs=0.01)
+    assert _value(doc, "dopant-locus", "mean_ratio_to_host") == pytest.approx(1.527, abs=0.001)
+    assert _value(doc, "pair-error-classes", "surrogate_cv_r2") < 0.5
+    assert _value(doc, "attribution-drift", "gradcam_rank_correlation") == pytest.approx(1.0)
+
+
+def test_gate_names_the_planted_au_au_pair(pytester: pytest.Pytester, cache: Path) -> None:
+    """Trained on labels + 0.05 eV exp(-((r - 2.70 A)/0.20 A)^2) per Au-Au pair: the 'what' level names Au-Au."""
+    run, doc = _gate(pytester, cache, "planted_auau.model.gz")
+    assert run.ret == 1
+    assert _failed(doc) == {"accuracy", "pair-error-classes"}
+    assert _value(doc, "pair-error-classes", "surrogate_cv_r2") > 0.8
+    assert _value(doc, "pair-error-classes", "pair_class_share") == pytest.approx(0.848, abs=0.002)
+    run.stdout.fnmatch_lines(["*pair-error-classes*top class: Au-Au pairs at *"])
+
+
+def test_gate_fails_the_weak_planted_model_on_its_au_au_share(pytester: pytest.Pytester, cache: Path) -> None:
+    """A term 3x weaker and wider: RMSE twice the candidate's, and Au-Au still 42 % of the per-atom error."""
+    run, doc = _gate(pytester, cache, "planted_auau_weak.model.gz")
+    assert run.ret == 1
+    assert _failed(doc) == {"accuracy", "pair-error-classes"}
+    assert _value(doc, "pair-error-classes", "pair_class_share") == pytest.approx(0.419, abs=0.002)
+    # its Grad-CAM map is the candidate's: the 'where' level cannot see a wrong pair term
+    assert _value(doc, "attribution-drift", "gradcam_rank_correlation") > 0.95
+
+
+def test_gate_fails_the_dopant_blind_model_on_the_dopant_locus(pytester: pytest.Pytester, cache: Path) -> None:
+    run, doc = _gate(pytester, cache, "blind.model.gz")
+    assert run.ret == 1
+    assert _value(doc, "dopant-locus", "mean_ratio_to_host") < 0.01  # it does not look at Au
+    assert _failed(doc) == {"accuracy", "dopant-locus", "attribution-drift"}
+    # its error is explained, and not by Au-Au pairs
+    assert _value(doc, "pair-error-classes", "pair_class_share") < 0.13
+
+
+def test_gate_fails_the_layer_randomised_copy_on_attribution_drift(pytester: pytest.Pytester, cache: Path) -> None:
+    run, doc = _gate(pytester, cache, "randomised_last_layer.model.gz")
+    assert run.ret == 1
+    assert _value(doc, "attribution-drift", "gradcam_rank_correlation") < 0.0
+    assert _failed(doc) == {"accuracy", "attribution-drift"}
