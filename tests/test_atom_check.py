@@ -130,3 +130,30 @@ def test_pair_force_bias_names_pair_distance_and_sense(tiny: Path) -> None:
     assert profile[3.0] > 100 and profile[3.5] < -100, profile  # measured +339 and -370 meV/A
     assert abs({m.metric: m for m in noise.measurements}["bias_meV_per_A"].value) < 3.0  # noise 5 meV/A per component
     assert noise.status == "pass"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"pair_class_share": {"max": 0.5}}, "need 'pair'"),
+        ({"descriptor": "soap", "group_by": "shell"}, "SOAP features have no 'shell' class"),
+        ({"group_by": "angular"}, "pair-shell features have no 'angular' class"),
+        ({"pair": ["Cr"], "pair_class_share": {"max": 0.5}}, "two elements"),
+    ],
+)
+def test_atom_error_classes_settings_are_validated(body: dict, message: str) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=message):
+        AtomErrorClassesCheck.model_validate({"kind": "atom_error_classes", **body})
+
+
+def test_pair_shell_settings_are_validated() -> None:
+    from pydantic import ValidationError
+
+    from harness.schema import PairForceBiasCheck, PairShells
+
+    with pytest.raises(ValidationError, match="whole number of shells"):
+        PairShells(r_min_A=2.0, r_max_A=6.1, shell_width_A=0.25)
+    with pytest.raises(ValidationError, match="below r_max_A"):
+        PairForceBiasCheck.model_validate({"kind": "pair_force_bias", "pair": ["Cr", "Cr"], "r_min_A": 5.0, "r_max_A": 4.0})
