@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -55,6 +56,32 @@ def atomic_write_bytes(path: Path | str, data: bytes, *, mode: int = 0o666) -> N
 def atomic_write_text(path: Path | str, text: str, *, mode: int = 0o666) -> None:
     """:func:`atomic_write` of ``text`` as UTF-8."""
     atomic_write_bytes(path, text.encode("utf-8"), mode=mode)
+
+
+@contextmanager
+def atomic_path(path: Path | str, *, suffix: str = ".tmp", mode: int = 0o666) -> Iterator[Path]:
+    """A temporary file beside ``path`` for a writer that needs a file name, or a file checked before it counts.
+
+    The body writes (a library that saves to a path) and may read the file back
+    to check it; when the body returns, the file is flushed to disk, given
+    ``mode`` less the umask, and renamed over ``path``. When it raises, the
+    temporary file is removed and ``path`` is left as it was. ``suffix`` ends
+    the temporary name (a writer that picks the format by name needs it).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        with open(tmp, "rb") as handle:  # the body may have renamed another file onto this name
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def output_path_problem(path: Path | str) -> str | None:

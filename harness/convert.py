@@ -11,8 +11,6 @@ into place.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ import numpy as np
 from ase import Atoms
 from ase.data import atomic_numbers
 
+from harness.atomic import atomic_path
 from harness.errors import DataError, ModelError
 from harness.models import ModelOutputs
 from harness.reference import sha256_file
@@ -141,11 +140,7 @@ def convert_checkpoint(
     if structures is None:
         structures = synthetic_structures(original.elements)
     structures = list(structures)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=SUFFIX, dir=output.parent)
-    os.close(handle)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_path(output, suffix=SUFFIX, mode=0o644) as tmp:  # renamed into place only once proven equal
         dropped = save_safe_model(original.module, tmp, source_sha256=original.identity)
         reloaded = MaceModel.load(tmp, dtype="float64", expected_sha256=sha256_file(tmp))
         before = original.evaluate(structures)
@@ -158,9 +153,6 @@ def convert_checkpoint(
                     f"structures: max |d {name}| = {diff:.3g} > {tolerance:g} x {scale[name]:.3g}; "
                     "nothing written"
                 )
-        os.replace(tmp, output)
-    finally:
-        tmp.unlink(missing_ok=True)
     return ConversionReport(
         source=source,
         source_sha256=original.identity,
