@@ -145,31 +145,36 @@ def test_main_job_passes_the_gpu_written_candidate(pytester: pytest.Pytester, ca
     run, doc = _gate(pytester, cache)
     assert run.ret == 0
     # the per-atom surrogate cannot explain an error that is noise: inconclusive, skipped
-    run.assert_outcomes(passed=3, skipped=1)
+    run.assert_outcomes(passed=4, skipped=1)
     assert doc["passed"] is True
     assert _value(doc, "accuracy", "energy_rmse_meV_per_atom") == pytest.approx(0.502, abs=0.001)  # CALIBRATION.md
     assert _value(doc, "accuracy", "force_rmse_meV_per_A") == pytest.approx(9.75, abs=0.01)
     assert _value(doc, "dopant-locus", "mean_ratio_to_host") == pytest.approx(1.527, abs=0.001)
     assert _value(doc, "pair-error-classes", "surrogate_cv_r2") < 0.5
     assert _value(doc, "attribution-drift", "gradcam_rank_correlation") == pytest.approx(1.0)
+    assert _value(doc, "pair-force-bias", "min_shell_bias_meV_per_A") == pytest.approx(-2.865, abs=0.01)
 
 
 def test_gate_names_the_planted_au_au_pair(pytester: pytest.Pytester, cache: Path) -> None:
     """Trained on labels + 0.05 eV exp(-((r - 2.70 A)/0.20 A)^2) per Au-Au pair: the 'what' level names Au-Au."""
     run, doc = _gate(pytester, cache, "planted_auau.model.gz")
     assert run.ret == 1
-    assert _failed(doc) == {"accuracy", "pair-error-classes"}
+    assert _failed(doc) == {"accuracy", "pair-error-classes", "pair-force-bias"}
     assert _value(doc, "pair-error-classes", "surrogate_cv_r2") > 0.8
     assert _value(doc, "pair-error-classes", "pair_class_share") == pytest.approx(0.848, abs=0.002)
     run.stdout.fnmatch_lines(["*pair-error-classes*top class: Au-Au pairs at *"])
+    # the Au-Au force error is a bump: too attractive inside r0 = 2.70 A, too repulsive outside
+    assert _value(doc, "pair-force-bias", "min_shell_bias_meV_per_A") == pytest.approx(-182.0, abs=1.0)
+    assert _value(doc, "pair-force-bias", "max_shell_bias_meV_per_A") == pytest.approx(82.5, abs=0.5)
 
 
 def test_gate_fails_the_weak_planted_model_on_its_au_au_share(pytester: pytest.Pytester, cache: Path) -> None:
     """A term 3x weaker and wider: RMSE twice the candidate's, and Au-Au still 42 % of the per-atom error."""
     run, doc = _gate(pytester, cache, "planted_auau_weak.model.gz")
     assert run.ret == 1
-    assert _failed(doc) == {"accuracy", "pair-error-classes"}
+    assert _failed(doc) == {"accuracy", "pair-error-classes", "pair-force-bias"}
     assert _value(doc, "pair-error-classes", "pair_class_share") == pytest.approx(0.419, abs=0.002)
+    assert _value(doc, "pair-force-bias", "min_shell_bias_meV_per_A") == pytest.approx(-21.7, abs=0.1)
     # its Grad-CAM map is the candidate's: the 'where' level cannot see a wrong pair term
     assert _value(doc, "attribution-drift", "gradcam_rank_correlation") > 0.95
 
@@ -178,13 +183,14 @@ def test_gate_fails_the_dopant_blind_model_on_the_dopant_locus(pytester: pytest.
     run, doc = _gate(pytester, cache, "blind.model.gz")
     assert run.ret == 1
     assert _value(doc, "dopant-locus", "mean_ratio_to_host") < 0.01  # it does not look at Au
-    assert _failed(doc) == {"accuracy", "dopant-locus", "attribution-drift"}
+    assert _failed(doc) == {"accuracy", "dopant-locus", "pair-force-bias", "attribution-drift"}
     # its error is explained, and not by Au-Au pairs
-    assert _value(doc, "pair-error-classes", "pair_class_share") < 0.13
+    assert _value(doc, "pair-error-classes", "surrogate_cv_r2") > 0.8
+    assert _value(doc, "pair-error-classes", "pair_class_share") < 0.05
 
 
 def test_gate_fails_the_layer_randomised_copy_on_attribution_drift(pytester: pytest.Pytester, cache: Path) -> None:
     run, doc = _gate(pytester, cache, "randomised_last_layer.model.gz")
     assert run.ret == 1
     assert _value(doc, "attribution-drift", "gradcam_rank_correlation") < 0.0
-    assert _failed(doc) == {"accuracy", "attribution-drift"}
+    assert _failed(doc) == {"accuracy", "pair-force-bias", "attribution-drift"}
