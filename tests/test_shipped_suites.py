@@ -62,7 +62,7 @@ def test_main_job_passes_the_release_candidate(pytester: pytest.Pytester, cache:
     """`pytest suites/cr_sb2te3`: the release gate and the sanity suite on FT-MultiT, with the reports."""
     html = cache / "report.html"
     run, doc = _gate(pytester, cache, f"--harness-html={html}", path=SUITES)
-    run.assert_outcomes(passed=6)  # gate: 4 checks; sanity: 2
+    run.assert_outcomes(passed=7)  # gate: 5 checks; sanity: 2
     assert doc["passed"] is True
     assert _measurement(doc, "dopant-locus", "mean_ratio_to_host")["value"] == pytest.approx(0.963, abs=0.001)
     accuracy = doc["suites"][0]["accuracy"]["candidate"]
@@ -114,7 +114,10 @@ def test_gate_fails_the_planted_signal_model_on_the_what_level_only(pytester: py
     """RMSE and Grad-CAM hide the planted Cr-Cr pair term; the SHAP level finds it."""
     run, doc = _gate(pytester, cache, *_as_candidate("planted_crcr.model.gz"))
     assert run.ret == 1
-    assert _failed_checks(doc) == {"error-classes"}
+    assert _failed_checks(doc) == {"error-classes", "crcr-pair-force"}
+    # the pair-force check names the pair, where and which way (CALIBRATION.md: -23.4 meV/A overall)
+    assert _measurement(doc, "crcr-pair-force", "bias_meV_per_A")["value"] == pytest.approx(-23.4, abs=0.1)
+    assert "Cr-Cr pairs at 2.50-3.00 A are too repulsive" in _outcome(doc, "crcr-pair-force")["reason"]
     assert _measurement(doc, "accuracy", "energy_rmse_meV_per_atom")["passed"]  # 2.83 <= 3
     assert _measurement(doc, "attribution-drift", "gradcam_rank_correlation")["value"] > 0.95  # same map
     # its error is a pair-like, isotropic one: 16 of its top 20 features are l=0 (candidate: 5)
