@@ -12,6 +12,14 @@
 #   blind         only the pure-Cu frames (dopant-blind; Au in its element table,
 #                 E0s fixed from a least-squares fit of the full training set)
 # Each run has a wall-clock guard (TL seconds) so that packing fits the call.
+# Wheels carried in .wheels/ (cp312, pip download --only-binary=:all: --no-deps):
+#   mace-torch 0.3.16, e3nn 0.6.0, ase 3.29.0, configargparse 1.9.0, gitpython 3.2.1,
+#   gitdb 4.0.12, smmap 5.0.3, lmdb 3.0.0, matscipy 1.3.1, orjson 3.13.0,
+#   prettytable 3.18.0, wcwidth 0.9.4, torch-ema 0.3, opt-einsum-fx 0.1.4
+#   (python-hostlist has no wheel; mace imports it only on SLURM).
+# Used: `run` with carry [".wheels"], command
+#   set -o pipefail; bash reference_data/cu_au/device_train.sh 2>&1 | tee $OUT/device.log
+# (H200, 374 s wall, all four runs finished their 70 epochs).
 # A dry run on a CPU machine with mace installed:
 #   SKIP_INSTALL=1 DEVICE=cpu EP=1 PY=.venv/bin/python OUT=/tmp/out bash reference_data/cu_au/device_train.sh
 set -u
