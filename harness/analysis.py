@@ -98,13 +98,30 @@ def _structure_view(run: SuiteRun, names: list[str]) -> dict[str, Any]:
     }
 
 
-def suite_section(run: SuiteRun, *, top_n: int = 20, explain: Explain = "computed") -> dict[str, Any]:
+def _atoms_summary(run: SuiteRun, name: str, fit: bool) -> dict[str, Any] | None:
+    """The per-atom classes of a model (harness.atom_summary): computed by a check of this run, else fitted if `fit`."""
+    from harness.atom_summary import atom_check_for, atom_summary, class_structure_view, computed_atom_explanation, summarise
+
+    explanation = computed_atom_explanation(run, name)
+    if explanation is not None:
+        return {**summarise(explanation, run.reference.symbols), "structure": class_structure_view(run, explanation)}
+    if not fit:
+        return None
+    summary = atom_summary(run, name, atom_check_for(run)[0], structure=True)
+    return {"error": summary["error"]} if "error" in summary else summary
+
+
+def suite_section(
+    run: SuiteRun, *, top_n: int = 20, explain: Explain = "computed", explain_atoms: bool = False
+) -> dict[str, Any]:
     """The part of a results document that describes one suite run.
 
     ``suite``, ``provenance`` (versions, hashes, settings) and ``accuracy`` of
     each evaluated model, plus ``models`` (Grad-CAM and, per ``explain``, SHAP
-    summaries), ``score_histogram``, ``pairwise_shared`` (top-``top_n``
-    overlaps of the explained models) and ``structure_view``.
+    summaries; ``atoms``: the per-atom classes where a check of this run
+    computed them, or for every model with ``explain_atoms``), ``score_histogram``,
+    ``pairwise_shared`` (top-``top_n`` overlaps of the explained models) and
+    ``structure_view``.
     """
     if explain not in ("all", "computed", "none"):
         raise CheckError(f"explain must be 'all', 'computed' or 'none', not {explain!r}")
@@ -124,6 +141,9 @@ def suite_section(run: SuiteRun, *, top_n: int = 20, explain: Explain = "compute
         entry: dict[str, Any] = {"sha256": run.identity(name), "gradcam": _gradcam_summary(run, name)}
         if explain == "all" or (explain == "computed" and name in already):
             entry["shap"] = _shap_summary(run, name, top_n)
+        atoms = _atoms_summary(run, name, explain_atoms)
+        if atoms is not None:
+            entry["atoms"] = atoms
         section["models"][name] = entry
     section["score_histogram"] = _score_histogram({n: run.scores(n) for n in names})
     tops = {

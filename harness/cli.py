@@ -120,7 +120,7 @@ def _measure(args: argparse.Namespace) -> int:
                 allow_unpinned=False,
             ),
         )
-        document = measure_models(run, top_n=args.top_n, elements=args.element)
+        document = measure_models(run, top_n=args.top_n, elements=args.element, atoms=not args.no_atoms)
     except HarnessError as err:
         return _fail(err)
     if args.out:
@@ -309,6 +309,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     measure.add_argument(
         "--dtype", choices=["float32", "float64"], help="model precision (default: the suite's settings)"
+    )
+    measure.add_argument(
+        "--no-atoms", action="store_true",
+        help="skip the per-atom ranking (one per-atom pair-shell surrogate fit per model; harness.atom_summary)",
     )
     convert = sub.add_parser(
         "convert",

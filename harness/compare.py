@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 
 from harness import metrics
+from harness.atom_summary import atom_check_for, atom_summary
 from harness.checks import explanation_or_reason, ranking_undefined
 from harness.errors import DataError
-from harness.schema import GradcamLocusCheck, ShapClassesCheck, _element
+from harness.schema import AtomErrorClassesCheck, GradcamLocusCheck, ShapClassesCheck, _element
 from harness.session import Explanation, SuiteRun
 from harness.stability import element_mean_intervals, top_n_frequency
 
@@ -116,27 +117,47 @@ def _shap(run: SuiteRun, explanation: Explanation, elements: list[str], top_n: i
 
 
 def measure_model(
-    run: SuiteRun, name: str, *, elements: Sequence[str] | None = None, top_k: int = 10, top_n: int = 20
+    run: SuiteRun,
+    name: str,
+    *,
+    elements: Sequence[str] | None = None,
+    top_k: int = 10,
+    top_n: int = 20,
+    atoms: AtomErrorClassesCheck | None = None,
 ) -> dict[str, Any]:
     """Accuracy, Grad-CAM summaries and SHAP summaries of one model, per focus element.
 
+    With ``atoms`` (the per-atom settings, :func:`harness.atom_summary.atom_check_for`)
+    also the per-atom ranking: surrogate CV R^2, top pair classes with their
+    distance ranges and shares, top features (:func:`harness.atom_summary.atom_summary`).
     Undefined numbers are NaNs with a reason (:func:`harness.metrics.why_undefined`);
     :func:`measure_models` turns them into ``null`` and records the reasons.
     """
     chosen = focus_elements(run, elements)
     found = explanation_or_reason(run, name)
-    return {
+    measured = {
         "accuracy": run.accuracy(name),
         "gradcam": _gradcam(run, name, chosen, top_k),
         "shap": {"error": found} if isinstance(found, str) else _shap(run, found, chosen, top_n),
     }
+    if atoms is not None:
+        measured["atoms"] = atom_summary(run, name, atoms)
+    return measured
 
 
-def measure_models(run: SuiteRun, *, top_n: int = 20, elements: Sequence[str] | None = None) -> dict[str, Any]:
-    """measure_model for every model, plus pairwise and all-model top-N overlaps; JSON-ready (no NaN)."""
+def measure_models(
+    run: SuiteRun, *, top_n: int = 20, elements: Sequence[str] | None = None, atoms: bool = True
+) -> dict[str, Any]:
+    """measure_model for every model, plus pairwise and all-model top-N overlaps; JSON-ready (no NaN).
+
+    ``atoms`` (default): each model's per-atom ranking too, and the settings it
+    used under ``atom_settings`` (``mlff-harness measure --no-atoms`` skips it: one
+    per-atom surrogate fit per model).
+    """
     names = run.suite.models.names()
     chosen = focus_elements(run, elements)
-    per_model = {name: measure_model(run, name, elements=chosen, top_n=top_n) for name in names}
+    check, atom_settings = atom_check_for(run) if atoms else (None, None)
+    per_model = {name: measure_model(run, name, elements=chosen, top_n=top_n, atoms=check) for name in names}
     explained = {n: e for n in names if isinstance(e := explanation_or_reason(run, n), Explanation)}
     tops = {name: e.top(top_n) for name, e in explained.items()}
     pairwise = {f"{a}|{b}": metrics.shared_count(tops[a], tops[b]) for a, b in combinations(list(tops), 2)}
@@ -155,6 +176,8 @@ def measure_models(run: SuiteRun, *, top_n: int = 20, elements: Sequence[str] | 
         "shared_by_all": sorted(shared_all),
         "provenance": run.provenance(),
     }
+    if atom_settings is not None:
+        document["atom_settings"] = atom_settings
     reasons: dict[str, str] = {}
     clean = nulls_with_reasons(document, reasons)
     clean["undefined"] = reasons

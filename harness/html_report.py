@@ -5,7 +5,7 @@ be mailed, attached to a CI run or opened offline. Each part of the report is a
 `<section>` with a stable id (run-level: ``summary``, ``checks``; per suite i:
 ``accuracy-i``, ``provenance-i``, ``gradcam-per-element-i``,
 ``score-distribution-i``, ``shap-top-i``, ``angular-histogram-i``,
-``overlap-matrix-i``, ``structure-i``), so tests and people can find them.
+``overlap-matrix-i``, ``structure-i``, ``atom-classes-i``), so tests and people can find them.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ SUITE_SECTIONS = (
     "angular-histogram",
     "overlap-matrix",
     "structure",
+    "atom-classes",
 )
 RUN_SECTIONS = ("summary", "checks")
 
@@ -245,6 +246,38 @@ def _structure(ident: str, view: Mapping[str, Any] | None) -> str:
     return _section(ident, title, body)
 
 
+def _atom_classes(ident: str, models: Mapping[str, Any]) -> str:
+    """Per model: the top per-atom classes (species pair) with their distance ranges, and one structure coloured
+    by the per-atom SHAP of the top class (harness.atom_summary)."""
+    from harness import plots
+
+    title = "Per-atom error classes (pair shells, SHAP grouped by species pair)"
+    found = {n: m["atoms"] for n, m in models.items() if "atoms" in m}
+    if not found:
+        return _section(ident, title, _note("no per-atom explanation in this run (a suite with an atom_error_classes "
+                                            "check computes one; --harness-explain fits one for every model)"))
+    body = ""
+    for n, a in found.items():
+        if "error" in a:
+            body += f"<h3>{escape(n)}</h3>" + _note(f"no per-atom surrogate: {a['error']}")
+            continue
+        rows = [[escape(c["class"]), escape(c["label"]),
+                 "n/a" if c["distance_range_A"] is None else f"{c['distance_range_A'][0]:.2f}&ndash;{c['distance_range_A'][1]:.2f}",
+                 _fmt(c["mean_abs_shap"]), _fmt(c["share"])] for c in a["top_classes"]]
+        body += f"<h3>{escape(n)}</h3>" + _note(
+            f"per-atom surrogate of the force-error norm: structure-grouped CV R^2 = {_fmt(a['surrogate_cv_r2'])} "
+            f"on {a['n_atoms_sampled']} sampled atoms; a class is evidence only when the surrogate explains the error"
+        ) + _table(["class", "where", "distance range (A)", "grouped mean |SHAP| (eV/A)", "share"], rows)
+        view = a.get("structure")
+        if view:
+            where = f"structure {view['index']} (frame {view['frame']})"
+            body += _img(plots.atom_class_shap(view["symbols"], view["positions_A"], view["shap"],
+                                               f"{n}: {where}, class {view['class']}"),
+                         f"atom-class-structure-{n}", f"{where} coloured by the per-atom SHAP of {view['class']} ({n})")
+            body += _note(f"{where}, chosen by {view['chosen_by']}")
+    return _section(ident, title, body)
+
+
 def _suite_sections(i: int, suite: Mapping[str, Any]) -> list[str]:
     models: dict[str, Any] = suite.get("models", {})
     top_n = int(suite.get("top_n", 20))
@@ -262,6 +295,7 @@ def _suite_sections(i: int, suite: Mapping[str, Any]) -> list[str]:
         _angular(f"angular-histogram-{i}", explained, missing),
         _overlaps(f"overlap-matrix-{i}", suite, explained, top_n, missing),
         _structure(f"structure-{i}", suite.get("structure_view")),
+        _atom_classes(f"atom-classes-{i}", models),
     ]
 
 

@@ -194,3 +194,38 @@ def history_grid(
     for ax in axes[len(panels):]:
         ax.set_visible(False)
     return _png(fig)
+
+
+def atom_class_shap(
+    symbols: Sequence[str], positions_A: Sequence[Sequence[float]], shap: Sequence[float | None], title: str
+) -> bytes:
+    """x-y projection of one structure, atoms coloured by one class's per-atom SHAP sum (diverging, 0 white).
+
+    Atoms without a value (not sampled by the per-atom surrogate) are hollow grey rings; marker by element.
+    """
+    pos = np.asarray(positions_A, dtype=float)
+    values = np.asarray([np.nan if v is None else v for v in shap], dtype=float)
+    symbols_arr = np.asarray(symbols)
+    fig, ax = _figure(6, 5)
+    limit = float(np.nanmax(np.abs(values))) if np.any(np.isfinite(values)) else 0.0
+    limit = limit if limit > 0 else 1e-12
+    markers = "osD^v<>ph*"
+    image = None
+    order = np.argsort(pos[:, 2])  # far (low z) first, so near atoms are drawn on top
+    for k, element in enumerate(sorted(set(symbols))):
+        mask = (symbols_arr[order] == element)
+        idx = order[mask]
+        known = idx[np.isfinite(values[idx])]
+        unknown = idx[~np.isfinite(values[idx])]
+        marker = markers[k % len(markers)]
+        image = ax.scatter(pos[known, 0], pos[known, 1], c=values[known], cmap="coolwarm", vmin=-limit, vmax=limit,
+                           marker=marker, s=70, edgecolors="black", linewidths=0.5, label=element)
+        ax.scatter(pos[unknown, 0], pos[unknown, 1], marker=marker, s=70, facecolors="none", edgecolors="grey")
+    ax.set_xlabel("x (A)")
+    ax.set_ylabel("y (A)")
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_title(f"{title}\n(projection on x-y; grey rings: atoms not sampled)", fontsize="medium")
+    ax.legend(fontsize="small", loc="upper left")
+    if image is not None:
+        fig.colorbar(image, ax=ax, shrink=0.8, label="per-atom SHAP of the class (eV/A)")
+    return _png(fig)

@@ -53,7 +53,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--harness-explain",
         action="store_true",
         help="Fit the SHAP surrogate of every evaluated model so the results carry its top features and R^2 even "
-        "where no check needed them (about a minute per model for 300 structures; cached). Implied by --harness-html.",
+        "where no check needed them (about a minute per model for 300 structures; cached). Implied by --harness-html. "
+        "Given explicitly, also the per-atom pair-shell surrogate (top classes with distances, harness.atom_summary).",
     )
     group.addoption(
         "--harness-scores",
@@ -259,7 +260,7 @@ def _write_reports(config: pytest.Config, runs: list[Any], results: str | None, 
     sections = []
     for run in runs:
         try:
-            sections.append(suite_section(run, explain="all" if html or explain else "computed"))
+            sections.append(suite_section(run, explain="all" if html or explain else "computed", explain_atoms=bool(explain)))
         except HarnessError as err:  # e.g. its reference data never loaded: its checks already failed saying so
             config.get_terminal_writer().line(f"mlff-harness: suite {run.suite.suite!r} left out of the report: {err}")
     document = results_document(sections, config.stash[OUTCOMES_KEY], checkpoint=checkpoint)
