@@ -118,3 +118,14 @@ def test_cli_measure_no_atoms_skips_the_per_atom_fit(tiny: Path, capsys: pytest.
     assert main(["measure", str(bare.loaded.path), "--no-atoms", "--cache", "", "--top-n", "5"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert "atom_settings" not in doc and "atoms" not in doc["models"]["candidate"]
+
+
+def test_explain_atoms_fits_where_no_check_did(tiny: Path) -> None:  # noqa: F811
+    # what --harness-explain asks of the report: a per-atom explanation for a suite without an atom check
+    bare = _bare(tiny)
+    bare.accuracy("candidate")
+    section = suite_section(bare, explain="none", explain_atoms=True)
+    atoms = section["models"]["candidate"]["atoms"]
+    assert atoms["top_classes"][0]["class"] == "Cr-Cr" and atoms["structure"]["class"] == "Cr-Cr"
+    html = render_html(results_document([section], []))
+    assert 'data-plot="atom-class-structure-candidate"' in html
