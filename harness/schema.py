@@ -438,8 +438,8 @@ class ShapLevelBase(CheckBase):
         description="When the surrogate does not explain the model's error (R^2 below its bound), no feature "
         "is judged and the outcome is: 'fail' (the check fails), 'pass' (it passes, reported as inconclusive) "
         "or 'skip' (pytest skips it, reported as inconclusive). Default 'skip': in the shipped calibration every "
-        "model the SHAP level catches has an error the surrogate explains well (R^2 0.79 planted Cr-Cr, 0.975 "
-        "dopant-blind), while good models sit at 0.66-0.81 and an excellent model whose remaining error is "
+        "model the SHAP level catches has an error the surrogate explains well (R^2 0.79 for a planted dopant "
+        "pair term, 0.975 for a dopant-blind model), while good models sit at 0.66-0.81 and an excellent model whose remaining error is "
         "noise has none to explain; failing them says nothing about the model, and a skip stays visible in "
         "pytest's summary and JUnit.",
     )
