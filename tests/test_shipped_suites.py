@@ -193,8 +193,11 @@ def test_gate_fails_the_planted_signal_model_on_the_what_level_only(pytester: py
     assert "Cr-Cr pairs at 2.50-3.00 A are too repulsive" in _outcome(doc, "crcr-pair-force")["reason"]
     assert _measurement(doc, "accuracy", "energy_rmse_meV_per_atom")["passed"]  # 2.83 <= 3
     assert _measurement(doc, "attribution-drift", "gradcam_rank_correlation")["value"] > 0.95  # same map
-    # its error is a pair-like, isotropic one: 16 of its top 20 features are l=0 (candidate: 5)
-    assert _measurement(doc, "error-classes", "angular_l_share")["value"] == pytest.approx(0.80)
+    # its error is a pair-like, isotropic one: 16 of its top 20 features were l=0 in the
+    # environment of the calibration, 17 with scikit-learn 1.9.1 / numpy 2.4.6 (the code of
+    # cfad03c gives 17 there too: CV R^2 0.7931 vs 0.7898; a package version moves the
+    # 20th feature, not the verdict); candidate: 5
+    assert _measurement(doc, "error-classes", "angular_l_share")["value"] in (pytest.approx(0.80), pytest.approx(0.85))
     classes = _outcome(doc, "error-classes")["details"]
     assert classes["surrogate_cv_r2"] > 0.7
     # the known answer: its first-ranked feature is a Cr-Cr one (Cr-Cr_n34_l0; the second,
