@@ -161,18 +161,10 @@ def pair_shell_settings_of(run):  # -> PairShellSettings
 
 
 def soap_settings_of(run):  # -> SoapSettings
-    from harness.descriptors import SoapSettings
+    """The run's SOAP settings, per atom (``average="off"``)."""
+    from harness.descriptors import settings_from_spec
 
-    soap = run.soap_spec
-    return SoapSettings(
-        species=tuple(soap.species),
-        r_cut_A=soap.r_cut_A,
-        n_max=soap.n_max,
-        l_max=soap.l_max,
-        sigma_A=soap.sigma_A,
-        average="off",
-        periodic=soap.periodic,
-    )
+    return settings_from_spec(run.soap_spec, average="off")
 
 
 def run_settings(run, check) -> dict:

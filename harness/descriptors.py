@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from ase import Atoms
@@ -68,6 +68,20 @@ class SoapSettings:
             raise CheckError(f"SoapSettings.average={self.average!r} not in inner/outer/off")
         if self.rbf not in ("gto", "polynomial"):
             raise CheckError(f"SoapSettings.rbf={self.rbf!r} not in gto/polynomial")
+
+
+def settings_from_spec(spec: Any, *, average: Average | None = None) -> SoapSettings:
+    """The settings of a suite's resolved SOAP block (``SuiteRun.soap_spec``), optionally with another ``average``
+    (``"off"``: per-atom vectors for the per-atom explanations)."""
+    return SoapSettings(
+        species=tuple(spec.species),
+        r_cut_A=spec.r_cut_A,
+        n_max=spec.n_max,
+        l_max=spec.l_max,
+        sigma_A=spec.sigma_A,
+        average=spec.average if average is None else average,
+        periodic=spec.periodic,
+    )
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,17 @@ def _element(value: str) -> str:
     return value
 
 
+def _species_list(value: list[str] | None) -> list[str] | None:
+    """None, or distinct chemical element symbols."""
+    if value is None:
+        return value
+    for v in value:
+        _element(v)
+    if len(set(value)) != len(value):
+        raise ValueError(f"species {value} lists an element twice")
+    return value
+
+
 def _sha256(value: str | None) -> str | None:
     if value is not None and not SHA256_RE.match(value):
         raise ValueError("sha256 must be 64 lowercase hexadecimal characters")
@@ -196,13 +207,7 @@ class Soap(Strict):
     @field_validator("species")
     @classmethod
     def _species(cls, value: list[str] | None) -> list[str] | None:
-        if value is None:
-            return value
-        for v in value:
-            _element(v)
-        if len(set(value)) != len(value):
-            raise ValueError(f"species {value} lists an element twice")
-        return value
+        return _species_list(value)
 
 
 class PairShells(Strict):
@@ -226,13 +231,7 @@ class PairShells(Strict):
     @field_validator("species")
     @classmethod
     def _species(cls, value: list[str] | None) -> list[str] | None:
-        if value is None:
-            return value
-        for v in value:
-            _element(v)
-        if len(set(value)) != len(value):
-            raise ValueError(f"species {value} lists an element twice")
-        return value
+        return _species_list(value)
 
     @model_validator(mode="after")
     def _shells(self) -> PairShells:

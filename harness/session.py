@@ -275,18 +275,10 @@ class SuiteRun:
     @cached_property
     def soap(self) -> tuple[np.ndarray, tuple[str, ...]]:
         """SOAP vectors of the reference structures (cached) and their feature names."""
-        from harness.descriptors import SoapSettings, soap_feature_names, soap_features
+        from harness.descriptors import settings_from_spec, soap_feature_names, soap_features
 
         soap = self.soap_spec
-        settings = SoapSettings(
-            species=tuple(soap.species),
-            r_cut_A=soap.r_cut_A,
-            n_max=soap.n_max,
-            l_max=soap.l_max,
-            sigma_A=soap.sigma_A,
-            average=soap.average,
-            periodic=soap.periodic,
-        )
+        settings = settings_from_spec(soap)
         key = content_key("soap", self.reference.identity, soap.model_dump())
         structures = list(self.reference.structures)
         with stage("SOAP"):
