@@ -10,30 +10,19 @@ python reference_data/cu_au/make_randomised.py
 
 from __future__ import annotations
 
-import gzip
-import io
-import warnings
+import importlib.util
 from pathlib import Path
 
-import torch
-
-from harness.mace_adapter import MaceModel, cascade_blocks
-from harness.randomise import randomised_copy
-
-HERE = Path(__file__).resolve().parents[1] / "checkpoints" / "cu_au"
+ROOT = Path(__file__).resolve().parents[1]
+HERE = ROOT / "checkpoints" / "cu_au"
 
 
 def main() -> None:
-    model = MaceModel.load(HERE / "good.model.gz")
-    blocks = cascade_blocks(model.module)[:3]
-    randomised = randomised_copy(model.module, blocks, seed=2018)
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.save(randomised, buffer)
-    with gzip.GzipFile(HERE / "randomised_last_layer.model.gz", "wb", mtime=0) as handle:
-        handle.write(buffer.getvalue())
-    print(f"randomised {blocks} -> {HERE / 'randomised_last_layer.model.gz'}")
+    # the Cr:Sb2Te3 example's writer, one piece of code for both systems
+    spec = importlib.util.spec_from_file_location("make_randomised", ROOT / "scripts" / "make_randomised.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.write_randomised(HERE / "good.model.gz", HERE / "randomised_last_layer.model.gz")
 
 
 if __name__ == "__main__":

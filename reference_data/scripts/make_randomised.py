@@ -23,17 +23,22 @@ from harness.randomise import randomised_copy
 HERE = Path(__file__).resolve().parents[1] / "checkpoints"
 
 
-def main() -> None:
-    model = MaceModel.load(HERE / "ft_multit.model.gz")
+def write_randomised(source: Path, out: Path) -> None:
+    """``source`` with its last readout, product and interaction blocks redrawn (seed 2018), gzipped to ``out``."""
+    model = MaceModel.load(source)
     blocks = cascade_blocks(model.module)[:3]
     randomised = randomised_copy(model.module, blocks, seed=2018)
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.save(randomised, buffer)
-    with gzip.GzipFile(HERE / "randomised_last_layer.model.gz", "wb", mtime=0) as handle:
+    with gzip.GzipFile(out, "wb", mtime=0) as handle:
         handle.write(buffer.getvalue())
-    print(f"randomised {blocks} -> {HERE / 'randomised_last_layer.model.gz'}")
+    print(f"randomised {blocks} -> {out}")
+
+
+def main() -> None:
+    write_randomised(HERE / "ft_multit.model.gz", HERE / "randomised_last_layer.model.gz")
 
 
 if __name__ == "__main__":
