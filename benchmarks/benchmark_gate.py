@@ -41,10 +41,10 @@ def run_main_job(cache: Path | None, out: Path) -> dict[str, Any]:
     """One `pytest suites/cr_sb2te3` in a new process; its stage profile and wall seconds."""
     profile = out / f"profile-{time.monotonic_ns()}.json"
     command = [sys.executable, "-m", "pytest", str(SUITES), "-p", "no:cacheprovider", "-q",
-               f"--device={_device()}", f"--harness-profile-json={profile}", f"--harness-results={out / 'results.json'}"]
+               f"--harness-device={_device()}", f"--harness-profile-json={profile}", f"--harness-results={out / 'results.json'}"]
     command.append(f"--harness-cache={cache}" if cache is not None else "--harness-no-cache")
     if os.environ.get("MLFF_BENCH_DTYPE"):
-        command.append(f"--dtype={os.environ['MLFF_BENCH_DTYPE']}")
+        command.append(f"--harness-dtype={os.environ['MLFF_BENCH_DTYPE']}")
     start = time.perf_counter()
     proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=1500)
     wall = time.perf_counter() - start

@@ -23,8 +23,19 @@ import numpy as np
 from harness.atomic import atomic_write
 
 CACHE_FORMAT = 1
+DEFAULT_CACHE_DIR = ".harness-cache"  # pytest (--harness-cache) and every mlff-harness command (--cache) default here
 _CHECKSUM = "__checksum__"
 _WARNED: set[Path] = set()  # cache folders already reported as unreadable or unwritable
+
+
+def default_cache_dir(start: Path | str | None = None) -> Path:
+    """The one default cache folder: ``.harness-cache`` in ``start`` (default: the current folder).
+
+    pytest's plugin and the ``mlff-harness`` commands both use it and both key
+    entries with :func:`content_key`, so a ``measure`` after a gate run reuses
+    the gate's model outputs, SOAP vectors and surrogates, and the other way round.
+    """
+    return (Path(start) if start is not None else Path.cwd()).resolve() / DEFAULT_CACHE_DIR
 
 
 def content_key(*parts: Any) -> str:

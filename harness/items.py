@@ -14,7 +14,7 @@ import pytest
 
 from harness.baseline import write_baseline
 from harness.checks import CheckOutcome, run_check
-from harness.errors import HarnessError, SuiteError
+from harness.errors import HarnessError
 from harness.loader import LoadedSuite, load_suite
 from harness.outcome import FAIL, INCONCLUSIVE, could_not_run
 from harness.schema import CheckBase, RegressionCheck, check_label
@@ -67,16 +67,21 @@ def format_failure(outcome: CheckOutcome, path: Path) -> str:
     return "\n".join(lines)
 
 
+class BaselineWritten(Exception):
+    """--harness-regen-baselines wrote a baseline: the item fails so a regeneration never passes a build."""
+
+    def __init__(self, path: Path, source: Path, line: int, check: str, model: str) -> None:
+        super().__init__(
+            f"{source}:{line}: check {check!r} on model {model!r}: baseline written to {path} "
+            "(--harness-regen-baselines); review it, commit it, and rerun without the flag to gate"
+        )
+
+
 class SuiteFile(pytest.File):
     """A `*.suite.yaml` file."""
 
     def collect(self) -> Iterator[pytest.Item]:
         loaded = load_suite(self.path)
-        options = self.config.stash[OPTIONS_KEY]
-        if options.candidate is not None and not Path(options.candidate).is_file():
-            raise SuiteError(
-                f"--candidate {options.candidate} does not exist", path=self.path, fix="pass a checkpoint file"
-            )
         for index, check in enumerate(loaded.suite.checks):
             line = loaded.check_line(index)
             for model in loaded.suite.models_for(check):
@@ -118,7 +123,7 @@ class CheckItem(pytest.Item):
         if isinstance(self.check, RegressionCheck) and run.options.regen_baselines:
             path = self.loaded.resolve(self.check.baseline)
             write_baseline(path, run, self.model)
-            pytest.skip(f"baseline written to {path}")
+            raise BaselineWritten(path, self.loaded.path, self.line, check_label(self.check), self.model)
         try:
             outcome = run_check(self.check, self.model, run, line=self.line)
         except Exception as error:
@@ -142,7 +147,7 @@ class CheckItem(pytest.Item):
             raise CheckFailed(outcome, self.loaded.path)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:  # type: ignore[override]
-        if isinstance(excinfo.value, CheckFailed):
+        if isinstance(excinfo.value, (CheckFailed, BaselineWritten)):
             return str(excinfo.value)
         if isinstance(excinfo.value, HarnessError):
             return (

@@ -7,6 +7,7 @@ table shows every measured value, its threshold and the outcome, with RMSE.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import traceback
@@ -20,6 +21,7 @@ import pytest
 from harness import profile, progress
 from harness._warnings import ini_filter_lines
 from harness.atomic import output_path_problem
+from harness.cache import default_cache_dir
 from harness.errors import HarnessError
 
 from harness.items import OPTIONS_KEY, OUTCOMES_KEY, RUNS_KEY, SuiteFile
@@ -31,20 +33,112 @@ _PROGRESS_KEY = pytest.StashKey[tuple[Any, Any]]()
 _PROFILE_KEY = pytest.StashKey[tuple[profile.Profile, float]]()
 
 
+# Old option names (no prefix: they clashed with a project's own --device), kept for one release.
+DEPRECATED_OPTIONS = {
+    "--candidate": "--harness-candidate",
+    "--candidate-sha256": "--harness-candidate-sha256",
+    "--allow-unpinned": "--harness-allow-unpinned",
+    "--device": "--harness-device",
+    "--dtype": "--harness-dtype",
+    "--batch-size": "--harness-batch-size",
+}
+_ALIAS_KINDS: dict[str, dict[str, Any]] = {
+    "--candidate": {"metavar": "PATH"},
+    "--candidate-sha256": {"metavar": "HEX"},
+    "--allow-unpinned": {"action": "store_true"},
+    "--device": {"choices": ["cpu", "cuda"]},
+    "--dtype": {"choices": ["float32", "float64"]},
+    "--batch-size": {"type": int, "metavar": "N"},
+}
+
+
+def _alias_dest(old: str) -> str:
+    return "harness_deprecated_" + old.lstrip("-").replace("-", "_")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> Any:
+    """Register the deprecated aliases last: after every plugin and the project's conftests, so that a
+    project's own ``--device`` (or any other old name) is theirs and nothing clashes."""
+    result = yield
+    group = parser.getgroup("mlff-harness")
+    for old, new in DEPRECATED_OPTIONS.items():
+        try:
+            group.addoption(old, dest=_alias_dest(old), default=None, help=f"(deprecated: use {new})",
+                            **_ALIAS_KINDS.get(old, {}))
+        except (argparse.ArgumentError, ValueError):
+            pass  # someone else registers this name: it keeps its meaning there, and --harness-X is ours
+    return result
+
+
+def _option(config: pytest.Config, new: str) -> Any:
+    """The value of ``--harness-X``, else of its deprecated alias (warned about once, naming the new option)."""
+    value = config.getoption(new)
+    old = next(o for o, n in DEPRECATED_OPTIONS.items() if n == new)
+    alias = config.getoption(_alias_dest(old), None)
+    if alias is None or alias is False:
+        return value
+    config.issue_config_time_warning(
+        pytest.PytestDeprecationWarning(f"mlff-harness: {old} is deprecated and will be removed; use {new}"),
+        stacklevel=2,
+    )
+    if value not in (None, False):
+        return value
+    return alias
+
+
+def _candidate(config: pytest.Config) -> tuple[Path | None, str | None]:
+    """--harness-candidate checked once for the whole session: an existing, readable file matching its pin."""
+    candidate, pin = _option(config, "--harness-candidate"), _option(config, "--harness-candidate-sha256")
+    if pin is not None and not candidate:
+        raise pytest.UsageError("--harness-candidate-sha256 without --harness-candidate (fix: pass both)")
+    if not candidate:
+        return None, None
+    path = Path(candidate).resolve()
+    problem = None
+    if not path.exists():
+        problem = "no such file"
+    elif not path.is_file():
+        problem = "not a file"
+    elif not os.access(path, os.R_OK):
+        problem = "cannot be read (permission denied)"
+    if problem:
+        raise pytest.UsageError(f"--harness-candidate {candidate}: {problem} (fix: pass the path of a checkpoint file)")
+    if pin is not None:
+        from harness.reference import sha256_file
+
+        pin = pin.strip().lower()
+        if len(pin) != 64 or any(c not in "0123456789abcdef" for c in pin):
+            raise pytest.UsageError(f"--harness-candidate-sha256 {pin!r} is not a sha256 (64 hex digits)")
+        actual = sha256_file(path)
+        if actual != pin:
+            raise pytest.UsageError(
+                f"--harness-candidate {candidate}: sha256 {actual} does not match the pin {pin} "
+                "(fix: pin the file you mean to gate, or gate the file that was pinned)"
+            )
+    return path, pin
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("mlff-harness", "mlff-harness: release gates for machine-learned force fields")
-    group.addoption("--candidate", metavar="PATH", help="Checkpoint to gate instead of the suite's candidate.")
+    group.addoption("--harness-candidate", metavar="PATH", help="Checkpoint to gate instead of the suite's candidate.")
     group.addoption(
-        "--candidate-sha256", metavar="HEX", help="Pin --candidate: refuse it unless its sha256 matches."
+        "--harness-candidate-sha256",
+        metavar="HEX",
+        help="Pin --harness-candidate: refuse it unless its sha256 matches.",
     )
     group.addoption(
-        "--allow-unpinned",
+        "--harness-allow-unpinned",
         action="store_true",
-        help="Allow loading a --candidate checkpoint with no sha256 pin (checkpoints are pickles: they can run code).",
+        help="Allow loading a --harness-candidate checkpoint with no sha256 pin "
+        "(checkpoints are pickles: they can run code).",
     )
-    group.addoption("--device", choices=["cpu", "cuda"], default="cpu", help="Where models run (default cpu).")
-    group.addoption("--dtype", choices=["float32", "float64"], help="Model precision (default: the suite's).")
-    group.addoption("--batch-size", type=int, metavar="N", help="Structures per batch (default: the suite's).")
+    group.addoption("--harness-device", choices=["cpu", "cuda"], help="Where models run (default cpu).")
+    group.addoption("--harness-dtype", choices=["float32", "float64"], help="Model precision (default: the suite's).")
+    group.addoption(
+        "--harness-batch-size", type=int, metavar="N", help="Structures per batch (default: the suite's)."
+    )
+    # the unprefixed old names are registered later, in pytest_load_initial_conftests
     group.addoption("--harness-results", metavar="FILE", help="Write every measured value and outcome as JSON.")
     group.addoption(
         "--harness-html", metavar="FILE", help="Write a self-contained HTML report (tables and plots) of the run."
@@ -71,7 +165,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--harness-cache",
         metavar="DIR",
-        help="Cache of model outputs, SOAP and surrogates (default: pytest's cache folder).",
+        help="Cache of model outputs, SOAP and surrogates (default: .harness-cache in the current folder, "
+        "shared with the mlff-harness command).",
     )
     group.addoption("--harness-no-cache", action="store_true", help="Recompute everything; write no cache.")
     group.addoption(
@@ -90,7 +185,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--harness-regen-baselines",
         action="store_true",
-        help="Write the baselines of regression checks from this run (those checks are then skipped).",
+        help="Write the baselines of regression checks from this run; those checks then fail, saying what was "
+        "written, so a regeneration never passes a build (rerun without the flag to gate).",
     )
 
 
@@ -101,20 +197,18 @@ def pytest_configure(config: pytest.Config) -> None:
         cache_dir = None
     elif config.getoption("--harness-cache"):
         cache_dir = Path(config.getoption("--harness-cache")).resolve()
-    elif getattr(config, "cache", None) is not None:
-        cache_dir = config.cache.mkdir("mlff-harness")
-    else:
-        cache_dir = None
-    batch = config.getoption("--batch-size")
+    else:  # the folder the CLI uses too (harness.cache.default_cache_dir), so either warms the other
+        cache_dir = default_cache_dir(config.invocation_params.dir)
+    batch = _option(config, "--harness-batch-size")
     if batch is not None and batch < 1:
-        raise pytest.UsageError("--batch-size must be a positive integer")
-    candidate = config.getoption("--candidate")
+        raise pytest.UsageError("--harness-batch-size must be a positive integer")
+    candidate, pin = _candidate(config)
     config.stash[OPTIONS_KEY] = RunOptions(
-        candidate=Path(candidate).resolve() if candidate else None,
-        candidate_sha256=config.getoption("--candidate-sha256"),
-        allow_unpinned=config.getoption("--allow-unpinned"),
-        device=config.getoption("--device"),
-        dtype=config.getoption("--dtype"),
+        candidate=candidate,
+        candidate_sha256=pin,
+        allow_unpinned=bool(_option(config, "--harness-allow-unpinned")),
+        device=_option(config, "--harness-device") or "cpu",
+        dtype=_option(config, "--harness-dtype"),
         batch_size=batch,
         cache_dir=cache_dir,
         regen_baselines=config.getoption("--harness-regen-baselines"),

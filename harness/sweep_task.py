@@ -1,6 +1,6 @@
 """One task of a checkpoint sweep, as a Dask worker runs it: gate a checkpoint, write its results document.
 
-The document is the plugin's (`pytest SUITE --candidate CKPT --harness-results
+The document is the plugin's (`pytest SUITE --harness-candidate CKPT --harness-results
 FILE --harness-step N`): the same checks in the same order (each check of the
 suite on each of its models, as harness.items collects them), the same
 per-suite section (harness.analysis.suite_section) and the same builder

@@ -44,7 +44,10 @@ def regenerated(tmp_path_factory: pytest.TempPathFactory) -> Path:
          "--harness-regen-baselines", "-q"],
         capture_output=True, text=True, cwd=suite.parent, timeout=600,
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # a regeneration fails the run (as pytest-regressions' --force-regen does), saying what was written
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"baseline written to {suite.parent / 'baseline.json'} (--harness-regen-baselines)" in proc.stdout
+    assert "rerun without the flag to gate" in proc.stdout
     return suite
 
 

@@ -355,6 +355,6 @@ def test_the_three_commands_of_the_readme(system: Path, tmp_path: Path) -> None:
     passed = gate()
     assert passed.returncode == 0, passed.stdout[-3000:]
     bad = system / "a_randomised.model"
-    failed = gate("--candidate", str(bad), "--candidate-sha256", sha256_file(bad))
+    failed = gate("--harness-candidate", str(bad), "--harness-candidate-sha256", sha256_file(bad))
     assert failed.returncode == 1, failed.stdout[-3000:]
     assert "FAIL" in failed.stdout

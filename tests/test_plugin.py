@@ -119,16 +119,94 @@ def test_candidate_override_needs_a_pin(pytester: pytest.Pytester, tiny_suite_di
     _write_suite(tiny_suite_dir, SUITE.format(e_max=50, sha="{sha}"), name="override.suite.yaml")
     model = tiny_suite_dir / "tiny.model"
     path = tiny_suite_dir / "override.suite.yaml"
-    refused = pytester.runpytest(str(path), "-p", "no:cacheprovider", f"--candidate={model}")
+    refused = pytester.runpytest(str(path), "-p", "no:cacheprovider", f"--harness-candidate={model}")
     refused.assert_outcomes(failed=2)
     refused.stdout.fnmatch_lines(["*no sha256 pin given*refusing to unpickle*"])
     pinned = pytester.runpytest(
-        str(path), "-p", "no:cacheprovider", f"--candidate={model}", f"--candidate-sha256={sha256_file(model)}"
+        str(path), "-p", "no:cacheprovider", f"--harness-candidate={model}",
+        f"--harness-candidate-sha256={sha256_file(model)}",
     )
     pinned.assert_outcomes(passed=2)
-    missing = pytester.runpytest(str(path), "-p", "no:cacheprovider", "--candidate=/nonexistent.model")
-    assert missing.ret == 2
-    missing.stdout.fnmatch_lines(["*--candidate /nonexistent.model does not exist*"])
+
+
+def test_candidate_is_checked_once_before_collection(pytester: pytest.Pytester, tiny_suite_dir: Path) -> None:
+    """A missing or mis-pinned --harness-candidate is one usage error for the session, not one per suite file."""
+    folder = tiny_suite_dir / "two"
+    folder.mkdir(exist_ok=True)
+    for name in ("a.suite.yaml", "b.suite.yaml"):
+        (folder / name).write_text(_absolute_suite(tiny_suite_dir))
+    missing = pytester.runpytest(str(folder), "-p", "no:cacheprovider", "--harness-candidate=/nonexistent.model")
+    assert missing.ret == pytest.ExitCode.USAGE_ERROR
+    text = missing.stdout.str() + missing.stderr.str()
+    assert text.count("--harness-candidate /nonexistent.model: no such file") == 1, text
+    assert "collected" not in missing.stdout.str()  # refused before any suite file was read
+    model = tiny_suite_dir / "tiny.model"
+    wrong = pytester.runpytest(
+        str(folder), "-p", "no:cacheprovider", f"--harness-candidate={model}", f"--harness-candidate-sha256={'0' * 64}"
+    )
+    assert wrong.ret == pytest.ExitCode.USAGE_ERROR
+    text = wrong.stdout.str() + wrong.stderr.str()
+    assert text.count(f"sha256 {_sha(model)} does not match the pin {'0' * 64}") == 1, text
+    folder_as_candidate = pytester.runpytest(str(folder), "-p", "no:cacheprovider", f"--harness-candidate={folder}")
+    assert folder_as_candidate.ret == pytest.ExitCode.USAGE_ERROR
+    assert f"--harness-candidate {folder}: not a file" in folder_as_candidate.stdout.str() + folder_as_candidate.stderr.str()
+
+
+def _absolute_suite(tiny_suite_dir: Path) -> str:
+    """The passing suite with absolute paths, to be written anywhere."""
+    return (
+        SUITE.format(e_max=50, sha="{sha}")
+        .replace("checkpoint: tiny.model", f"checkpoint: {tiny_suite_dir / 'tiny.model'}")
+        .replace("{sha}", _sha(tiny_suite_dir / "tiny.model"))
+        .replace("structures.extxyz", str(tiny_suite_dir / "structures.extxyz"))
+    )
+
+
+def _sha(path: Path) -> str:
+    from harness.reference import sha256_file
+
+    return sha256_file(path)
+
+
+def test_old_option_names_work_with_one_deprecation_warning(pytester: pytest.Pytester, tiny_suite_dir: Path) -> None:
+    path = _write_suite(tiny_suite_dir, SUITE.format(e_max=50, sha="{sha}"), name="aliases.suite.yaml")
+    model = tiny_suite_dir / "tiny.model"
+    result = pytester.runpytest(
+        str(path), "-p", "no:cacheprovider", "--harness-no-cache", f"--candidate={model}",
+        f"--candidate-sha256={_sha(model)}", "--device=cpu", "--dtype=float64", "--batch-size=5",
+    )
+    result.assert_outcomes(passed=2)
+    out = result.stdout.str()
+    for old, new in (("--candidate", "--harness-candidate"), ("--candidate-sha256", "--harness-candidate-sha256"),
+                     ("--device", "--harness-device"), ("--dtype", "--harness-dtype"),
+                     ("--batch-size", "--harness-batch-size")):
+        assert out.count(f"mlff-harness: {old} is deprecated and will be removed; use {new}") == 1, (old, out)
+    # the alias's value is used: a bad batch size through the old name is refused as through the new one
+    bad = pytester.runpytest(str(path), "-p", "no:cacheprovider", "--batch-size=0")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--harness-batch-size must be a positive integer" in bad.stdout.str() + bad.stderr.str()
+    clean = pytester.runpytest(str(path), "-p", "no:cacheprovider", "--harness-no-cache", "--harness-device=cpu")
+    clean.assert_outcomes(passed=2)
+    assert "deprecated" not in clean.stdout.str()
+
+
+def test_a_projects_own_device_option_does_not_clash(pytester: pytest.Pytester, tiny_suite_dir: Path) -> None:
+    """Installing the plugin must not break a project whose conftest registers --device itself."""
+    path = pytester.path / "own_device.suite.yaml"
+    path.write_text(_absolute_suite(tiny_suite_dir))
+    pytester.makeconftest(
+        """
+        def pytest_addoption(parser):
+            parser.addoption("--device", default="tpu", help="the project's own option")
+
+        def pytest_configure(config):
+            print("project device:", config.getoption("--device"))
+        """
+    )
+    result = pytester.runpytest(str(path), "-p", "no:cacheprovider", "--harness-no-cache", "--device=gpu0", "-s")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*project device: gpu0*"])
+    assert "deprecated" not in result.stdout.str()  # --device was the project's, not our alias
 
 
 def test_cache_makes_a_rerun_reuse_model_outputs(pytester: pytest.Pytester, tiny_suite_dir: Path) -> None:

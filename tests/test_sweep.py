@@ -104,8 +104,8 @@ def test_sweep_equals_the_plugin_run_on_each_checkpoint(swept: dict[str, Any]) -
     plugin_runs = {  # the plugin on each checkpoint, computing everything afresh (no cache), side by side
         name: subprocess.Popen(
             [sys.executable, "-m", "pytest", str(swept["suite"]), "-p", "no:cacheprovider", "-q",
-             f"--rootdir={swept['root']}", f"--candidate={ckpts / name}",
-             f"--candidate-sha256={swept['pins'][name]}", f"--harness-step={step_from_name(name)}",
+             f"--rootdir={swept['root']}", f"--harness-candidate={ckpts / name}",
+             f"--harness-candidate-sha256={swept['pins'][name]}", f"--harness-step={step_from_name(name)}",
              f"--harness-results={swept['root'] / 'plugin' / f'{name}.json'}", "--harness-no-cache"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
         )  # fmt: skip

@@ -58,7 +58,7 @@ def test_gate_refuses_an_unpinned_candidate_before_unpickling(
 ) -> None:
     path, target = booby_trapped
     suite = Path(__file__).resolve().parents[1] / "suites" / "cr_sb2te3"
-    result = pytester.runpytest_subprocess(str(suite), "-p", "no:cacheprovider", "--harness-no-cache", f"--candidate={path}")
+    result = pytester.runpytest_subprocess(str(suite), "-p", "no:cacheprovider", "--harness-no-cache", f"--harness-candidate={path}")
     assert result.ret == 1
     result.stdout.fnmatch_lines(["*no sha256 pin given*refusing to unpickle*"])
     assert not target.exists()

@@ -4,7 +4,7 @@
 #   GIT_COMMIT=$(git rev-parse HEAD) bash scripts/gpu/gate_timing.sh      # on the GPU machine, from the repo root
 #
 # Installs the wheels in .wheels (as the device scripts do: --target /tmp/site, no index), then for each
-# precision runs `pytest suites/cr_sb2te3 --device cuda` twice on one cache folder: cold (empty cache,
+# precision runs `pytest suites/cr_sb2te3 --harness-device cuda` twice on one cache folder: cold (empty cache,
 # imports included) and warm. Writes at most 8 files to $OUT (default /tmp/gate-timing):
 #   env.json                       nvidia-smi, torch/CUDA versions, git commit, CPU count
 #   results_float32.json, results_float64.json          --harness-results of the cold runs
@@ -77,8 +77,8 @@ for DTYPE in float32 float64; do
     EXTRA=()
     [[ "$PHASE" == cold ]] && EXTRA=(--harness-results "$OUT/results_$DTYPE.json")
     LIMIT=130; [[ "$PHASE" == warm ]] && LIMIT=60
-    timeout "$LIMIT" "$PY" -m pytest suites/cr_sb2te3 "${PLUGIN[@]}" -p no:cacheprovider -q --device "$DEVICE" \
-      --dtype "$DTYPE" --harness-cache "$CACHE" --harness-profile-json "$OUT/profile_${DTYPE}_$PHASE.json" \
+    timeout "$LIMIT" "$PY" -m pytest suites/cr_sb2te3 "${PLUGIN[@]}" -p no:cacheprovider -q --harness-device "$DEVICE" \
+      --harness-dtype "$DTYPE" --harness-cache "$CACHE" --harness-profile-json "$OUT/profile_${DTYPE}_$PHASE.json" \
       "${EXTRA[@]}" > "/tmp/gate-$DTYPE-$PHASE.log" 2>&1
     RC=$?
     T1=$(date +%s.%N)
