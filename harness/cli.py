@@ -3,7 +3,11 @@
 Exit codes, every command: 0 ok; 1 a gate, comparison or calibration failed;
 2 bad input (a missing, empty, truncated, unreadable or schema-invalid file, a
 wrong format tag, a directory instead of a file), with one line naming the
-file and the problem (:mod:`harness.cli_inputs`).
+file and the problem (:mod:`harness.cli_inputs`). A command that writes a file
+takes it as ``-o/--output`` (``--out`` is a hidden, deprecated alias); ``--cache``
+defaults to the folder pytest's ``--harness-cache`` does (``.harness-cache``),
+with the same keys, so either warms the other. Each sub-parser names its
+function with ``set_defaults(func=...)``.
 """
 
 from __future__ import annotations
@@ -66,7 +70,7 @@ def _validate(args: argparse.Namespace) -> int:
     return status
 
 
-def _run(args: argparse.Namespace, extra: Sequence[str]) -> int:
+def _run(args: argparse.Namespace) -> int:
     """pytest on the paths; its exit codes mapped to ours (2: usage error, nothing collected, interrupted)."""
     from harness.cli_inputs import InputError
 
@@ -75,7 +79,7 @@ def _run(args: argparse.Namespace, extra: Sequence[str]) -> int:
             return _fail(InputError(f"{path}: no such suite file or folder"))
     import pytest
 
-    code = int(pytest.main([*args.paths, *extra]))
+    code = int(pytest.main([*args.paths, *args.pytest_args]))
     return code if code in (0, 1) else 2
 
 
@@ -108,7 +112,7 @@ def _measure(args: argparse.Namespace) -> int:
     from harness.session import RunOptions, SuiteRun
 
     try:
-        for name, what in ((args.out, "JSON output"), (args.markdown, "markdown output")):
+        for name, what in ((args.output, "JSON output"), (args.markdown, "markdown output")):
             if name:
                 output_file(name, what)
         run = SuiteRun(
@@ -123,8 +127,8 @@ def _measure(args: argparse.Namespace) -> int:
         document = measure_models(run, top_n=args.top_n, elements=args.element, atoms=not args.no_atoms)
     except HarnessError as err:
         return _fail(err)
-    if args.out:
-        write_json(Path(args.out), document)
+    if args.output:
+        write_json(Path(args.output), document)
     if args.markdown:
         from harness.paper_tables import analysis_markdown
 
@@ -142,6 +146,8 @@ def _compare(args: argparse.Namespace) -> int:
     from harness.diff import diff_results, format_rows
     from harness.errors import HarnessError
 
+    if len(args.results) < 2:
+        return _fail("mlff-harness: compare needs at least two results files")
     try:
         docs = [read_results(Path(p)) for p in args.results]
     except HarnessError as err:
@@ -223,6 +229,8 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def _add_spread(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from harness.cli_inputs import add_cache, add_output
+
     spread = sub.add_parser(
         "spread",
         help="how far each gated value of the candidate moves with seeds, precision and device (fragile margins)",
@@ -232,9 +240,10 @@ def _add_spread(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     spread.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     spread.add_argument("--results", nargs="+", default=[], metavar="JSON",
                         help="results files of other runs of the same suites (e.g. GPU, --harness-results)")
-    spread.add_argument("--cache", default=".harness-cache", help="cache folder ('' for none)")
-    spread.add_argument("--out", metavar="JSON", help="also write the table as JSON")
+    add_cache(spread)
+    add_output(spread, "also write the table as JSON", metavar="JSON")
     spread.add_argument("--markdown", metavar="FILE", help="also write the table as markdown")
+    spread.set_defaults(func=_spread)
 
 
 def _spread(args: argparse.Namespace) -> int:
@@ -256,7 +265,7 @@ def _spread(args: argparse.Namespace) -> int:
             read_suite(suite)
         for path in args.results:
             read_results(path)
-        for name, what in ((args.out, "JSON output"), (args.markdown, "markdown output")):
+        for name, what in ((args.output, "JSON output"), (args.markdown, "markdown output")):
             if name:
                 output_file(name, what)
         rows = measure_spread(
@@ -267,37 +276,66 @@ def _spread(args: argparse.Namespace) -> int:
         return _fail(err)
     text = spread_markdown(rows)
     print(text)
-    if args.out:
-        write_json(Path(args.out), spread_document(rows))
+    if args.output:
+        write_json(Path(args.output), spread_document(rows))
     if args.markdown:
         Path(args.markdown).write_text(text + "\n", encoding="utf-8")
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """Every sub-command, each bound to its function with ``set_defaults(func=...)``."""
+    from harness.cli_inputs import add_output
     parser = argparse.ArgumentParser(prog="mlff-harness", description="Release gates for machine-learned force fields.")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
     sub = parser.add_subparsers(dest="command", required=True)
     schema = sub.add_parser("schema", help="print the JSON Schema of suite files")
     schema.add_argument("-o", "--output", help="write to a file instead of stdout")
     schema.add_argument("--results", action="store_true", help="the schema of results files instead of suites")
+    schema.set_defaults(func=_schema)
     report = sub.add_parser("report", help="render a results file (--harness-results) as a self-contained HTML report")
     report.add_argument("results", help="results JSON file")
-    report.add_argument("-o", "--output", required=True, help="HTML file to write")
+    add_output(report, "HTML file to write", required=True)
+    report.set_defaults(func=_report)
     history = sub.add_parser("history", help="metrics over the checkpoints of a training run (a folder of results)")
     history.add_argument("directory", help="folder of results JSON files, one per checkpoint")
-    history.add_argument("-o", "--output", help="also draw the curves: a .png grid or an .html page")
+    add_output(history, "also draw the curves: a .png grid or an .html page")
+    history.set_defaults(func=_history)
     validate = sub.add_parser("validate", help="check suite files without running them")
     validate.add_argument("suites", nargs="+")
+    validate.set_defaults(func=_validate)
     run = sub.add_parser("run", help="run suites with pytest (other options are passed to pytest)")
     run.add_argument("paths", nargs="+")
+    run.set_defaults(func=_run)
     compare = sub.add_parser("compare", help="compare results files; exit 1 if a check flipped from pass to fail")
     compare.add_argument("results", nargs="+", help="results JSON files (--harness-results), oldest first")
     compare.add_argument("--tolerance", type=float, default=0.05, help="relative drift marked in the table")
+    compare.set_defaults(func=_compare)
+    _add_measure(sub)
+    _add_convert(sub)
+    from harness.sweep import add_arguments as sweep_arguments  # light: Dask is imported only when a sweep runs
+
+    sweep = sub.add_parser("sweep", help="gate many checkpoints with one suite on Dask, then show their history")
+    sweep_arguments(sweep)
+    sweep.set_defaults(func=_sweep)
+    from harness.cli_own_system import add_parsers as add_own_system_parsers
+    from harness.cli_own_system import run as run_own_system
+
+    add_own_system_parsers(sub)
+    for name in ("init", "calibrate"):
+        sub.choices[name].set_defaults(func=run_own_system)
+    _add_spread(sub)
+    return parser
+
+
+def _add_measure(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from harness.cli_inputs import add_cache, add_output
+
     measure = sub.add_parser("measure", help="measure every metric of every model of a suite (for calibration)")
     measure.add_argument("suite")
-    measure.add_argument("--out", help="also write the JSON to this file")
+    add_output(measure, "also write the JSON to this file")
     measure.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    measure.add_argument("--cache", default=".harness-cache", help="cache folder ('' for none)")
+    add_cache(measure)
     measure.add_argument("--top-n", type=int, default=20)
     measure.add_argument(
         "--element", nargs="+", metavar="EL",
@@ -314,6 +352,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--no-atoms", action="store_true",
         help="skip the per-atom ranking (one per-atom pair-shell surrogate fit per model; harness.atom_summary)",
     )
+    measure.set_defaults(func=_measure)
+
+
+def _add_convert(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     convert = sub.add_parser(
         "convert",
         help="convert a pickled MACE checkpoint to the safe format (safetensors + architecture JSON), verified",
@@ -325,22 +367,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     pin.add_argument("--allow-unpinned", action="store_true", help="unpickle the source without a pin")
     convert.add_argument("--structures", help="structures to verify on (extxyz); default: synthetic cells")
     convert.add_argument("--n-structures", type=int, default=5, help="how many of --structures to use")
-    convert.add_argument("--tolerance", type=float, default=1e-9, help="max |difference| allowed, relative to the largest |value| of each quantity")
-    from harness.sweep import add_arguments as sweep_arguments  # light: Dask is imported only when a sweep runs
+    convert.add_argument(
+        "--tolerance", type=float, default=1e-9,
+        help="max |difference| allowed, relative to the largest |value| of each quantity",
+    )
+    convert.set_defaults(func=_convert)
 
-    sweep_arguments(sub.add_parser("sweep", help="gate many checkpoints with one suite on Dask, then show their history"))
-    from harness.cli_own_system import add_parsers as add_own_system_parsers
 
-    add_own_system_parsers(sub)
-    _add_spread(sub)
-    parser.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse, dispatch to the sub-command's function, map errors to exit codes (0 ok, 1 failed, 2 bad input)."""
+    parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if args.command != "run" and extra:
+    if args.command == "run":
+        args.pytest_args = list(extra)
+    elif extra:
         parser.error(f"unrecognised arguments: {' '.join(extra)}")
     from harness.errors import HarnessError
 
     try:
-        return _dispatch(parser, args, extra)
+        return int(args.func(args))
     except HarnessError as err:  # a command that did not catch its own input error
         return _fail(err)
     except (KeyboardInterrupt, SystemExit):
@@ -356,34 +401,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-
-
-def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: Sequence[str]) -> int:
-    if args.command in ("init", "calibrate"):
-        from harness.cli_own_system import run as run_own_system
-
-        return run_own_system(args)
-    if args.command == "schema":
-        return _schema(args)
-    if args.command == "validate":
-        return _validate(args)
-    if args.command == "report":
-        return _report(args)
-    if args.command == "history":
-        return _history(args)
-    if args.command == "convert":
-        return _convert(args)
-    if args.command == "sweep":
-        return _sweep(args)
-    if args.command == "measure":
-        return _measure(args)
-    if args.command == "spread":
-        return _spread(args)
-    if args.command == "compare":
-        if len(args.results) < 2:
-            parser.error("compare needs at least two results files")
-        return _compare(args)
-    return _run(args, extra)
 
 
 if __name__ == "__main__":

@@ -10,9 +10,11 @@ through :func:`harness.loader.load_suite`, results documents through
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,32 @@ MAX_INPUT_BYTES = 256 * 1024 * 1024  # a results document or suite larger than t
 
 class InputError(DataError):
     """A command-line input is missing, unreadable or malformed (exit 2)."""
+
+
+class _DeprecatedOut(argparse.Action):
+    """``--out FILE``: the old spelling of ``-o/--output`` (hidden; one warning on stderr)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        print(f"mlff-harness: warning: {option_string} is deprecated; use -o/--output", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def add_output(parser: argparse.ArgumentParser, help: str, required: bool = False, **kwargs: Any) -> None:
+    """``-o/--output`` as every command that writes a file spells it, and the hidden old ``--out``."""
+    where: Any = parser.add_mutually_exclusive_group(required=True) if required else parser
+    where.add_argument("-o", "--output", help=help, **kwargs)
+    where.add_argument("--out", dest="output", action=_DeprecatedOut, help=argparse.SUPPRESS)
+
+
+def add_cache(parser: argparse.ArgumentParser) -> None:
+    """``--cache DIR``: the folder pytest's ``--harness-cache`` defaults to as well (same keys)."""
+    from harness.cache import DEFAULT_CACHE_DIR
+
+    parser.add_argument(
+        "--cache", default=DEFAULT_CACHE_DIR,
+        help=f"cache folder, shared with pytest --harness-cache (default {DEFAULT_CACHE_DIR}; '' for none)",
+    )
 
 
 def one_line(error: BaseException | str) -> str:

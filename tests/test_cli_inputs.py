@@ -14,6 +14,7 @@ stands in for it.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import copy
 import io
@@ -197,6 +198,34 @@ def test_valid_inputs_still_pass(tmp_path: Path) -> None:
 def test_argument_errors_exit_2(command: list[str]) -> None:
     code, out, err = run_cli(command)
     assert code == 2 and "Traceback" not in err
+
+
+def test_every_command_is_bound_by_set_defaults_and_writes_through_dash_o() -> None:
+    """argparse sub-commands name their function; every command that writes a file takes -o/--output."""
+    from harness.cli import build_parser
+
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert set(sub.choices) >= {"schema", "report", "history", "validate", "run", "compare", "measure", "convert",
+                                "sweep", "init", "calibrate", "spread"}
+    for name, command in sub.choices.items():
+        assert callable(command.get_default("func")), name
+    for name in ("schema", "report", "history", "measure", "spread", "sweep", "calibrate"):
+        assert {"-o", "--output"} <= set(sub.choices[name]._option_string_actions), name
+
+
+def test_compare_with_one_file_is_bad_input() -> None:
+    code, out, err = run_cli(["compare", str(RESULTS)])
+    assert code == 2 and "compare needs at least two results files" in err
+
+
+def test_old_out_option_still_writes_with_a_warning(tmp_path: Path) -> None:
+    """--out is the hidden, deprecated spelling of -o/--output (here on report; measure and spread likewise)."""
+    target = tmp_path / "r.html"
+    code, _, err = run_cli(["report", str(RESULTS), "--out", str(target)])
+    assert code == 0, err
+    assert target.read_text().startswith("<!DOCTYPE html>") or "<html" in target.read_text()[:500]
+    assert "--out is deprecated; use -o/--output" in err
 
 
 def test_subprocess_bad_inputs(bad_files: dict[str, Path], tmp_path: Path) -> None:

@@ -277,7 +277,7 @@ def test_calibrate_input_errors(system: Path, tmp_path: Path, capsys: pytest.Cap
 
 def test_measure_takes_focus_elements_from_the_command_line(system: Path, tmp_path: Path) -> None:
     out = tmp_path / "m.json"
-    args = ["measure", str(system / "tiny.suite.yaml"), "--cache", str(system / "cache"), "--out", str(out)]
+    args = ["measure", str(system / "tiny.suite.yaml"), "--cache", str(system / "cache"), "-o", str(out)]
     with contextlib.redirect_stdout(io.StringIO()):
         assert main([*args, "--element", "Sb", "Te"]) == 0
         assert json.loads(out.read_text())["focus_elements"] == ["Sb", "Te"]

@@ -113,7 +113,7 @@ def test_cli_spread_adds_a_results_file_and_writes_json(
     write_json(results, results_document([suite_section(run, explain="computed")], outcomes))
     out = root / "spread.json"
     code = main(["spread", str(suite), "--seeds", "1", "--cache", str(root / "cache"), "--results", str(results),
-                 "--out", str(out)])
+                 "-o", str(out)])
     assert code == 0
     assert "| accuracy | energy_rmse_meV_per_atom |" in capsys.readouterr().out
     document = json.loads(out.read_text())
