@@ -13,7 +13,7 @@ from ase.build import bulk
 
 from harness import mace_adapter
 from harness.errors import ModelError
-from harness.mace_adapter import MaceModel, build_tiny_mace, save_model
+from harness.mace_adapter import MaceModel, batch_groups, build_tiny_mace, save_model
 from harness.reference import sha256_file as file_sha256
 from harness.models import Model, ModelOutputs
 
@@ -82,6 +82,13 @@ def test_batched_equals_single(
     np.testing.assert_allclose(outputs.gradcam_raw, singles.gradcam_raw, **TIGHT)
     uneven = model.evaluate(structures, batch_size=3)
     np.testing.assert_allclose(uneven.gradcam_raw, singles.gradcam_raw, **TIGHT)
+
+
+def test_batch_groups_respect_structures_and_atoms() -> None:
+    assert batch_groups([8] * 5, 2) == [[0, 1], [2, 3], [4]]
+    assert batch_groups([8, 12, 16, 8], 16, max_atoms=20) == [[0, 1], [2], [3]]
+    assert batch_groups([200, 5, 5], 16, max_atoms=128) == [[0], [1, 2]]  # too big for the budget: alone
+    assert batch_groups([], 4) == []
 
 
 def test_forces_match_mace_and_energy(
