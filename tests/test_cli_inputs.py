@@ -15,7 +15,6 @@ stands in for it.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import io
 import json
@@ -31,8 +30,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import cli_in_process
 from demo_suite import DEMO, write_placeholders
-from harness.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "reference_data" / "examples" / "history" / "epoch-000.json"
@@ -43,13 +42,7 @@ BASE_SUITE: dict[str, Any] = yaml.safe_load(DEMO)
 
 def run_cli(args: list[str]) -> tuple[int, str, str]:
     """main() in process: (exit code, stdout, stderr); argparse's own exits included."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(args)
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else 2
-    return code, out.getvalue(), err.getvalue()
+    return cli_in_process(args)
 
 
 def assert_clean(code: int, out: str, err: str) -> None:

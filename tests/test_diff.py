@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
-
 
 from harness.checks import CheckOutcome, Measurement
 from harness.diff import diff_results, format_rows
 from harness.report import results_document, write_json
 from harness.schema import Bound
+
+from conftest import cli_subprocess
 
 
 def _doc(rmse: float, corr: float) -> dict:
@@ -29,7 +29,7 @@ def _write(tmp_path: Path, name: str, doc: dict) -> Path:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "harness.cli", "compare", *args], capture_output=True, text=True)
+    return cli_subprocess("compare", *args)
 
 
 def test_rows_mark_flips_and_drift() -> None:

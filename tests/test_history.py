@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import struct
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,8 @@ from harness.errors import DataError
 from harness.history import UNGATED, format_history, load_history, metric_series, write_history_plots
 from harness.report import results_document, write_json
 from harness.schema import Bound
+
+from conftest import png_size
 
 STEPS = [0, 500, 1000, 1500, 2000, 2500]
 FAIL_FROM = 1500  # planted: rank correlation drops below its 0.9 threshold here and stays there
@@ -133,19 +134,13 @@ def test_duplicate_steps_and_bad_files_are_errors(tmp_path: Path) -> None:
         load_history(tmp_path / "empty")
 
 
-def _png_size(path: Path) -> tuple[int, int]:
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    return struct.unpack(">II", data[16:24])
-
-
 def test_cli_prints_table_and_draws_curves(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     folder = _write_run(tmp_path / "run")
     png, html = tmp_path / "curves.png", tmp_path / "curves.html"
     assert main(["history", str(folder), "-o", str(png)]) == 0
     out = capsys.readouterr().out
     assert "6 checkpoints, ordered by step" in out and f"first FAILED at step {FAIL_FROM}" in out
-    width, height = _png_size(png)
+    width, height = png_size(png.read_bytes())
     assert width >= 1000 and height >= 600  # a grid: 2 gated metrics + ungated force RMSE -> 2 x 2 panels
     assert main(["history", str(folder), "-o", str(html)]) == 0
     page = html.read_text()

@@ -11,7 +11,6 @@ import copy
 import json
 import os
 import shutil
-import struct
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
@@ -21,6 +20,7 @@ import pytest
 
 from harness.cli import main
 from harness.html_report import RUN_SECTIONS, SUITE_SECTIONS, render_html
+from conftest import png_size
 from tiny_run import PluginRun, plugin_run
 
 # images each suite section must hold for the tiny two-model run
@@ -60,9 +60,7 @@ def _parse(html: str) -> _Dom:
 def _png_size(src: str) -> tuple[int, int]:
     prefix = "data:image/png;base64,"
     assert src.startswith(prefix), src[:40]
-    data = base64.b64decode(src[len(prefix):], validate=True)
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
-    return struct.unpack(">II", data[16:24])
+    return png_size(base64.b64decode(src[len(prefix):], validate=True))
 
 
 def _expected_ids() -> list[str]:

@@ -8,28 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ase import Atoms
 from ase.io import write
+
+from conftest import rattled_cubes
 
 pytest_plugins = ["pytester"]
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _structures(n: int, seed: int) -> list[Atoms]:
-    """Small periodic Cr/Sb/Te cells: rocksalt-like 8-atom cubes, rattled."""
-    rng = np.random.default_rng(seed)
-    base = np.array(
-        [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5], [0.5, 0, 0], [0, 0.5, 0], [0, 0, 0.5], [0.5, 0.5, 0.5]]
-    )
-    out = []
-    for i in range(n):
-        symbols = ["Sb"] * 4 + ["Te"] * 4
-        symbols[int(rng.integers(0, 4))] = "Cr"
-        atoms = Atoms(symbols, scaled_positions=base, cell=np.eye(3) * 6.1, pbc=True)
-        atoms.rattle(0.08, seed=seed * 1000 + i)
-        out.append(atoms)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +27,7 @@ def tiny_suite_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         warnings.simplefilter("ignore")
         module = build_tiny_mace(["Cr", "Sb", "Te"], seed=1, num_channels=8, max_L=0, r_max=4.0)
         save_model(module, root / "tiny.model")
-        structures = _structures(12, seed=3)
+        structures = rattled_cubes(12, seed=3)
         out = MaceModel.from_module(module, name="tiny").evaluate(structures, batch_size=6)
     rng = np.random.default_rng(0)
     offsets = out.offsets

@@ -6,7 +6,6 @@ import inspect
 import json
 import math
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +21,8 @@ REPO = Path(__file__).resolve().parent.parent
 SUITES = sorted((REPO / "suites").glob("**/*.suite.yaml"))
 ALL_SUITE_YAML = sorted((REPO / "suites").glob("**/*.yaml"))
 MALFORMED = Path(__file__).parent / "malformed"
-VENV_PYTHON = REPO / ".venv" / "bin" / "python"
-PYTHON = str(VENV_PYTHON if VENV_PYTHON.exists() else sys.executable)
 
+from conftest import cli_subprocess  # noqa: E402
 from demo_suite import DEMO  # noqa: E402  (shared with the other suite tests)
 
 
@@ -127,9 +125,7 @@ def _yaml12(path: Path) -> Any:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [PYTHON, "-m", "harness.cli", *args], cwd=REPO, capture_output=True, text=True, timeout=120
-    )
+    return cli_subprocess(*args, cwd=REPO, timeout=120)
 
 
 def test_cli_schema_prints_json_schema(tmp_path: Path) -> None:

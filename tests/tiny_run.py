@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from ase import Atoms
 from ase.io import write
+
+from conftest import rattled_cubes
 
 SUITE = """\
 suite: tiny-report
@@ -35,22 +36,6 @@ checks:
 """
 
 
-def _structures(n: int, seed: int) -> list[Atoms]:
-    """Small periodic Cr/Sb/Te cells: rocksalt-like 8-atom cubes, rattled, one Cr each."""
-    rng = np.random.default_rng(seed)
-    base = np.array(
-        [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5], [0.5, 0, 0], [0, 0.5, 0], [0, 0, 0.5], [0.5, 0.5, 0.5]]
-    )
-    out = []
-    for i in range(n):
-        symbols = ["Sb"] * 4 + ["Te"] * 4
-        symbols[int(rng.integers(0, 4))] = "Cr"
-        atoms = Atoms(symbols, scaled_positions=base, cell=np.eye(3) * 6.1, pbc=True)
-        atoms.rattle(0.08, seed=seed * 1000 + i)
-        out.append(atoms)
-    return out
-
-
 def build_tiny_suite(root: Path, *, e_max: float = 50.0, n_structures: int = 12) -> Path:
     """Two tiny random MACE checkpoints, structures labelled by the first (plus noise), and a suite file."""
     from harness.mace_adapter import MaceModel, build_tiny_mace, save_model
@@ -63,7 +48,7 @@ def build_tiny_suite(root: Path, *, e_max: float = 50.0, n_structures: int = 12)
         second = build_tiny_mace(["Cr", "Sb", "Te"], seed=2, num_channels=8, max_L=0, r_max=4.0)
         save_model(first, root / "a.model")
         save_model(second, root / "b.model")
-        structures = _structures(n_structures, seed=3)
+        structures = rattled_cubes(n_structures, seed=3)
         out = MaceModel.from_module(first, name="a").evaluate(structures, batch_size=6)
     rng = np.random.default_rng(0)
     offsets = out.offsets
