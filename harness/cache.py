@@ -10,6 +10,7 @@ that cannot be written or read is reported once and the run computes without it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import warnings
@@ -87,10 +88,8 @@ class ArrayCache:
             return None
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
             warnings.warn(f"mlff-harness: cache entry {path} is corrupt ({err}); recomputing", stacklevel=2)
-            try:
+            with contextlib.suppress(OSError):  # a read-only cache: the new entry will not be stored either
                 path.unlink(missing_ok=True)
-            except OSError:
-                pass  # a read-only cache: the new entry will not be stored either
             return None
         return arrays
 
@@ -102,7 +101,7 @@ class ArrayCache:
         """
         if self.root is None or self._unwritable:
             return
-        payload = {name: np.asarray(value) for name, value in arrays.items()}
+        payload: dict[str, Any] = {name: np.asarray(value) for name, value in arrays.items()}
         payload[_CHECKSUM] = np.asarray(_checksum(payload))
         try:
             atomic_write(self._path(kind, key), lambda handle: np.savez(handle, **payload))
@@ -112,7 +111,7 @@ class ArrayCache:
 
     def _warn_once(self, message: str) -> None:
         """One warning per cache folder and process, however many entries fail."""
-        if self.root in _WARNED:
+        if self.root is None or self.root in _WARNED:
             return
         _WARNED.add(self.root)
         warnings.warn(message, stacklevel=3)

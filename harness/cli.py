@@ -153,7 +153,8 @@ def _compare(args: argparse.Namespace) -> int:
     except HarnessError as err:
         return _fail(err)
     status = 0
-    for (name_a, a), (name_b, b) in zip(zip(args.results, docs), zip(args.results[1:], docs[1:])):
+    named = list(zip(args.results, docs, strict=True))
+    for (name_a, a), (name_b, b) in zip(named, named[1:], strict=False):  # consecutive pairs
         rows = diff_results(a, b)
         print(f"{name_a} -> {name_b}")
         print(format_rows(rows, tolerance=args.tolerance))
@@ -228,7 +229,7 @@ def _history(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_spread(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_spread(sub: argparse._SubParsersAction) -> None:
     from harness.cli_inputs import add_cache, add_output
 
     spread = sub.add_parser(
@@ -249,9 +250,9 @@ def _add_spread(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 def _spread(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from harness.cli_inputs import output_file, read_results, read_suite
     from harness.errors import HarnessError
     from harness.report import write_json
-    from harness.cli_inputs import output_file, read_results, read_suite
     from harness.spread import measure_spread, spread_document, spread_markdown
 
     root = Path(args.suite)
@@ -328,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_measure(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_measure(sub: argparse._SubParsersAction) -> None:
     from harness.cli_inputs import add_cache, add_output
 
     measure = sub.add_parser("measure", help="measure every metric of every model of a suite (for calibration)")
@@ -343,7 +344,8 @@ def _add_measure(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         "else the elements its checks name, else every element of the data)",
     )
     measure.add_argument(
-        "--markdown", metavar="FILE", help="also write the paper's comparisons as markdown tables (harness.paper_tables)"
+        "--markdown", metavar="FILE",
+        help="also write the paper's comparisons as markdown tables (harness.paper_tables)",
     )
     measure.add_argument(
         "--dtype", choices=["float32", "float64"], help="model precision (default: the suite's settings)"
@@ -355,7 +357,7 @@ def _add_measure(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     measure.set_defaults(func=_measure)
 
 
-def _add_convert(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_convert(sub: argparse._SubParsersAction) -> None:
     convert = sub.add_parser(
         "convert",
         help="convert a pickled MACE checkpoint to the safe format (safetensors + architecture JSON), verified",

@@ -164,7 +164,8 @@ def read_results(path: str | Path) -> dict[str, Any]:
     document = read_json(path, "results file")
     if not isinstance(document, dict):
         raise InputError(
-            f"{path}: not a valid {RESULTS_FORMAT} document: the top level is a {type(document).__name__}, not an object"
+            f"{path}: not a valid {RESULTS_FORMAT} document: the top level is a {type(document).__name__}, "
+            "not an object"
         )
     tag = document.get("format")
     if tag != RESULTS_FORMAT:

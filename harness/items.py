@@ -146,7 +146,7 @@ class CheckItem(pytest.Item):
         if not outcome.passed:
             raise CheckFailed(outcome, self.loaded.path)
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:  # type: ignore[override]
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, (CheckFailed, BaselineWritten)):
             return str(excinfo.value)
         if isinstance(excinfo.value, HarnessError):

@@ -8,13 +8,14 @@ table shows every measured value, its threshold and the outcome, with RMSE.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-import traceback
 import time
+import traceback
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -22,8 +23,8 @@ from harness import profile, progress
 from harness._warnings import ini_filter_lines
 from harness.atomic import output_path_problem
 from harness.cache import default_cache_dir
+from harness.checks import CheckOutcome
 from harness.errors import HarnessError
-
 from harness.items import OPTIONS_KEY, OUTCOMES_KEY, RUNS_KEY, SuiteFile
 from harness.report import results_document, summary_table, write_json
 from harness.session import RunOptions
@@ -63,11 +64,10 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
     result = yield
     group = parser.getgroup("mlff-harness")
     for old, new in DEPRECATED_OPTIONS.items():
-        try:
+        # someone else registers this name: it keeps its meaning there, and --harness-X is ours
+        with contextlib.suppress(argparse.ArgumentError, ValueError):
             group.addoption(old, dest=_alias_dest(old), default=None, help=f"(deprecated: use {new})",
                             **_ALIAS_KINDS.get(old, {}))
-        except (argparse.ArgumentError, ValueError):
-            pass  # someone else registers this name: it keeps its meaning there, and --harness-X is ours
     return result
 
 
@@ -175,7 +175,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Print the seconds spent per stage (read, load, graphs, model, SOAP, surrogate, SHAP, checks, report).",
     )
     group.addoption(
-        "--harness-profile-json", metavar="FILE", help="Also write the stage seconds as JSON (implies --harness-profile)."
+        "--harness-profile-json",
+        metavar="FILE",
+        help="Also write the stage seconds as JSON (implies --harness-profile).",
     )
     group.addoption(
         "--harness-debug",
@@ -321,7 +323,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         if wants_traceback(session.config):
             write("".join(traceback.format_exception(error)))
         # 4: the output path given cannot be written; 3: anything else
-        session.exitstatus = pytest.ExitCode.USAGE_ERROR if isinstance(error, OSError) else pytest.ExitCode.INTERNAL_ERROR
+        failed = pytest.ExitCode.USAGE_ERROR if isinstance(error, OSError) else pytest.ExitCode.INTERNAL_ERROR
+        session.exitstatus = failed
 
 
 def _finish_session(session: pytest.Session) -> None:
@@ -343,7 +346,9 @@ def _finish_session(session: pytest.Session) -> None:
         _write_reports(config, runs, results, html, explain)
 
 
-def _write_reports(config: pytest.Config, runs: list[Any], results: str | None, html: str | None, explain: bool) -> None:
+def _write_reports(
+    config: pytest.Config, runs: list[Any], results: str | None, html: str | None, explain: bool
+) -> None:
     from harness.analysis import suite_section
 
     checkpoint = {
@@ -354,10 +359,12 @@ def _write_reports(config: pytest.Config, runs: list[Any], results: str | None, 
     sections = []
     for run in runs:
         try:
-            sections.append(suite_section(run, explain="all" if html or explain else "computed", explain_atoms=bool(explain)))
+            level: Literal["all", "computed"] = "all" if html or explain else "computed"
+            sections.append(suite_section(run, explain=level, explain_atoms=bool(explain)))
         except HarnessError as err:  # e.g. its reference data never loaded: its checks already failed saying so
             config.get_terminal_writer().line(f"mlff-harness: suite {run.suite.suite!r} left out of the report: {err}")
-    document = results_document(sections, config.stash[OUTCOMES_KEY], checkpoint=checkpoint)
+    outcomes: list[CheckOutcome] = config.stash[OUTCOMES_KEY]
+    document = results_document(sections, outcomes, checkpoint=checkpoint)
     if results:
         write_json(Path(results), document)
     if html:

@@ -1,4 +1,5 @@
-"""`mlff-harness measure` (harness.compare) on a real tiny two-model run: stability fields agree with the point values."""
+"""`mlff-harness measure` (harness.compare) on a real tiny two-model run: stability fields agree with the point
+values; the CLI shares the cache pytest writes."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from harness.compare import measure_models
 from harness.loader import load_suite
 from harness.session import RunOptions, SuiteRun
+
 from tiny_run import build_tiny_suite
 
 

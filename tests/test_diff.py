@@ -16,8 +16,10 @@ from conftest import cli_subprocess
 
 def _doc(rmse: float, corr: float) -> dict:
     outcomes = [
-        CheckOutcome("accuracy", "accuracy", "candidate", 25, (Measurement("energy_rmse_meV_per_atom", rmse, Bound(max=3.0), rmse <= 3.0),)),
-        CheckOutcome("stability", "regression", "candidate", 39, (Measurement("gradcam_rank_correlation", corr, Bound(min=0.9), corr >= 0.9),)),
+        CheckOutcome("accuracy", "accuracy", "candidate", 25,
+                     (Measurement("energy_rmse_meV_per_atom", rmse, Bound(max=3.0), rmse <= 3.0),)),
+        CheckOutcome("stability", "regression", "candidate", 39,
+                     (Measurement("gradcam_rank_correlation", corr, Bound(min=0.9), corr >= 0.9),)),
     ]
     return results_document([], outcomes)
 

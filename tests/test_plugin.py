@@ -84,7 +84,10 @@ def test_unmeetable_threshold_fails_with_file_and_line(pytester: pytest.Pytester
     result.assert_outcomes(passed=1, failed=1)
     # the accuracy check starts on line 7 of the suite file
     result.stdout.fnmatch_lines(
-        [f"*{path}:7: check 'accuracy' (accuracy) on model 'candidate' FAILED*", "*energy_rmse_meV_per_atom = *<= 0.0001*FAIL*"]
+        [
+            f"*{path}:7: check 'accuracy' (accuracy) on model 'candidate' FAILED*",
+            "*energy_rmse_meV_per_atom = *<= 0.0001*FAIL*",
+        ]
     )
     assert "Traceback" not in result.stdout.str()
 
@@ -134,7 +137,8 @@ def test_candidate_is_checked_once_before_collection(pytester: pytest.Pytester, 
     assert text.count(f"sha256 {_sha(model)} does not match the pin {'0' * 64}") == 1, text
     folder_as_candidate = pytester.runpytest(str(folder), "-p", "no:cacheprovider", f"--harness-candidate={folder}")
     assert folder_as_candidate.ret == pytest.ExitCode.USAGE_ERROR
-    assert f"--harness-candidate {folder}: not a file" in folder_as_candidate.stdout.str() + folder_as_candidate.stderr.str()
+    text = folder_as_candidate.stdout.str() + folder_as_candidate.stderr.str()
+    assert f"--harness-candidate {folder}: not a file" in text
 
 
 def _absolute_suite(tiny_suite_dir: Path) -> str:
