@@ -8,7 +8,6 @@ TreeSHAP. The defaults of :class:`SurrogateSettings` are the paper's.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -124,10 +123,36 @@ def _validate(
     return x, y, names
 
 
+# When a pool of worker processes pays for the k + 1 fits (benchmarks/surrogate_pool.py, numbers in
+# benchmarks/README.md, "The surrogate's process pool"): one GradientBoostingRegressor fit costs about
+# 3e-8 s per row x feature x tree x depth level on one core (2.9e-8 on the 2-core VM, 4.5e-8 on the H200
+# host), and a cold pool 2.6-3.9 s before its first fit ends (worker start-up, imports, pickling).
+_FIT_SECONDS_PER_UNIT = 3e-8
+_POOL_START_SECONDS = 4.0
+
+
+def pool_workers(rows: int, features: int, settings: SurrogateSettings, cores: int) -> int:
+    """How many processes should run the ``cv_folds + 1`` fits of a ``rows`` x ``features`` problem.
+
+    One (in this process) unless the fitting time a pool saves, with one worker per fit up to
+    ``cores``, exceeds a cold pool's start-up: the shipped gate's 300 x 390 paper surrogate is
+    pooled (~50 s of fits, 20 s wall on the H200 host), a 12-structure test suite is not (a pool
+    would add ~3 s to a 0.1 s fit). Results do not depend on the answer (seeded, independent fits).
+    """
+    if min(rows, features, cores) < 1:
+        raise CheckError(f"pool_workers needs rows, features and cores >= 1; got {rows}, {features}, {cores}")
+    jobs = settings.cv_folds + 1
+    workers = min(jobs, cores)
+    serial = rows * features * settings.n_estimators * settings.max_depth * jobs * _FIT_SECONDS_PER_UNIT
+    pooled = serial * -(-jobs // workers) / jobs  # the busiest worker's share
+    return workers if serial - pooled > _POOL_START_SECONDS else 1
+
+
 class ErrorSurrogate:
     """Gradient-boosting model of per-structure errors, explained by TreeSHAP.
 
-    After :meth:`fit`: ``cv_r2_`` (mean k-fold R^2), ``cv_r2_folds_``,
+    After :meth:`fit`: ``workers_`` (processes that ran the fits; 1: this one),
+    ``cv_r2_`` (mean k-fold R^2), ``cv_r2_folds_``,
     ``model_`` (refit on all data), ``shap_values_`` (S x F),
     ``importance_`` (mean |SHAP| per feature), ``feature_names_`` and
     ``ranking_`` (names by importance, descending; ties by name).
@@ -158,10 +183,12 @@ class ErrorSurrogate:
             random_state=s.seed,
         )
 
-    def _workers(self) -> int:
+    def _workers(self, rows: int, features: int) -> int:
         if self.n_jobs is not None:
             return self.n_jobs
-        return max(1, min(self.settings.cv_folds + 1, os.cpu_count() or 1))
+        from joblib import cpu_count  # honours CPU affinity, cgroup quotas and LOKY_MAX_CPU_COUNT
+
+        return pool_workers(rows, features, self.settings, cpu_count())
 
     def fit(
         self,
@@ -177,9 +204,11 @@ class ErrorSurrogate:
         every group inside one fold (seeded GroupKFold): rows of one structure
         never sit in both a training and a test fold, which would inflate R^2.
 
-        The k fold fits and the refit are independent and seeded, so they run
-        in parallel processes (``n_jobs``, default one per core) with results
-        identical to a serial run.
+        The k fold fits and the refit are independent and seeded, so they may
+        run in parallel processes with results identical to a serial run:
+        ``n_jobs`` processes, or by default as many as :func:`pool_workers`
+        finds worth starting (one, i.e. in this process, for small fits).
+        ``workers_`` says how many ran them.
         """
         from joblib import Parallel, delayed
         from sklearn.model_selection import KFold
@@ -199,7 +228,8 @@ class ErrorSurrogate:
         jobs = [*folds, (everything, None)]  # the last: the refit
         with bar(desc="surrogate (CV folds, fit, SHAP)", total=len(jobs) + 1, unit="step") as steps:
             # n_jobs=1 runs in this process, in order
-            parallel = Parallel(n_jobs=self._workers(), return_as="generator")
+            self.workers_ = self._workers(*x.shape)
+            parallel = Parallel(n_jobs=self.workers_, return_as="generator")
             results = []
             with stage("surrogate"):
                 for result in parallel(delayed(_fit_and_score)(self._new_model(), x, yv, tr, te) for tr, te in jobs):

@@ -13,6 +13,7 @@ from harness.surrogate import (
     ErrorSurrogate,
     SurrogateSettings,
     error_target,
+    pool_workers,
     rank_features,
 )
 
@@ -80,6 +81,60 @@ def test_parallel_folds_equal_a_serial_fit() -> None:
     assert serial.ranking_ == parallel.ranking_
     with pytest.raises(CheckError, match="n_jobs=0 must be >= 1"):
         ErrorSurrogate(FAST, n_jobs=0)
+
+
+@pytest.mark.parametrize(
+    ("rows", "features", "settings", "cores", "workers"),
+    [
+        # benchmarks/README.md, "The surrogate's process pool": the paper's surrogate on the shipped
+        # gate's 300 structures x 390 SOAP features is pooled (2-core VM, H200 host: 6 fits, 16 cores)
+        (300, 390, SurrogateSettings(), 2, 2),
+        (300, 390, SurrogateSettings(), 16, 6),
+        # 60 structures: a pool of 2 saves less than its start-up; one per fit saves more
+        (60, 390, SurrogateSettings(), 2, 1),
+        (60, 390, SurrogateSettings(), 16, 6),
+        # a tiny test suite (12 structures, 20 trees of depth 2, 3 folds): never worth a pool
+        (12, 390, SurrogateSettings(n_estimators=20, max_depth=2, cv_folds=3), 16, 1),
+        (300, 390, SurrogateSettings(), 1, 1),
+    ],
+)
+def test_pool_only_where_it_pays(rows, features, settings, cores, workers) -> None:
+    assert pool_workers(rows, features, settings, cores) == workers
+
+
+def _real_problem(n: int = 40) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The paper's SOAP of the first n shipped test structures; target: their per-atom reference
+    energy's residual after a least-squares fit on composition."""
+    from pathlib import Path
+
+    from ase.io import read
+
+    from harness.descriptors import soap_features
+
+    path = Path(__file__).resolve().parents[1] / "reference_data" / "cr_sb2te3" / "test.extxyz.gz"
+    frames = read(path, index=f":{n}")
+    settings = SoapSettings(species=("Cr", "Sb", "Te"))
+    counts = np.array([[f.get_chemical_symbols().count(e) for e in settings.species] for f in frames], float)
+    energy = np.array([f.info["REF_energy"] for f in frames])
+    fit = np.linalg.lstsq(counts, energy, rcond=None)[0]
+    return soap_features(frames, settings), (energy - counts @ fit) / counts.sum(axis=1), soap_feature_names(settings)
+
+
+def test_in_process_and_pooled_fits_are_identical_on_real_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default runs a small fit in this process; a pool gives the same R^2 and SHAP values, bit for bit."""
+    x, y, names = _real_problem()
+    assert np.ptp(y) > 1e-4 and x.shape == (40, len(NAMES))  # a real, non-constant target
+    auto = ErrorSurrogate(FAST).fit(x, y, names)
+    assert auto.workers_ == 1
+    pooled = ErrorSurrogate(FAST, n_jobs=2).fit(x, y, names)
+    assert pooled.workers_ == 2
+    assert auto.cv_r2_ == pooled.cv_r2_
+    np.testing.assert_array_equal(auto.cv_r2_folds_, pooled.cv_r2_folds_)
+    np.testing.assert_array_equal(auto.shap_values_, pooled.shap_values_)
+    assert auto.ranking_ == pooled.ranking_
+    # the core count comes from joblib: CPU affinity, cgroup quotas and LOKY_MAX_CPU_COUNT bound it
+    monkeypatch.setenv("LOKY_MAX_CPU_COUNT", "1")
+    assert ErrorSurrogate(SurrogateSettings())._workers(300, 390) == 1  # pooled with 2 cores and more
 
 
 def test_paper_defaults_find_planted_feature() -> None:
