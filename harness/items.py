@@ -67,8 +67,9 @@ def format_failure(outcome: CheckOutcome, path: Path) -> str:
     return "\n".join(lines)
 
 
-class BaselineWritten(Exception):
-    """--harness-regen-baselines wrote a baseline: the item fails so a regeneration never passes a build."""
+class BaselineWritten(HarnessError):
+    """--harness-regen-baselines wrote a baseline: the item fails so a regeneration never passes a build
+    (and its outcome is recorded failed, so a results document of the run does not say passed either)."""
 
     def __init__(self, path: Path, source: Path, line: int, check: str, model: str) -> None:
         super().__init__(
@@ -123,7 +124,10 @@ class CheckItem(pytest.Item):
         if isinstance(self.check, RegressionCheck) and run.options.regen_baselines:
             path = self.loaded.resolve(self.check.baseline)
             write_baseline(path, run, self.model)
-            raise BaselineWritten(path, self.loaded.path, self.line, check_label(self.check), self.model)
+            written = BaselineWritten(path, self.loaded.path, self.line, check_label(self.check), self.model)
+            self.config.stash[OUTCOMES_KEY].append(could_not_run(self.check, self.model, written, line=self.line))
+            self.user_properties.append(("outcome", FAIL))
+            raise written
         try:
             outcome = run_check(self.check, self.model, run, line=self.line)
         except Exception as error:

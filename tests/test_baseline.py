@@ -41,13 +41,16 @@ def regenerated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     suite = _suite(tmp_path_factory.mktemp("baseline") / "suite")
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", str(suite), "-p", "no:cacheprovider", "--harness-no-cache",
-         "--harness-regen-baselines", "-q"],
+         "--harness-regen-baselines", "-q", f"--harness-results={suite.parent / 'regen.json'}"],
         capture_output=True, text=True, cwd=suite.parent, timeout=600,
     )
     # a regeneration fails the run (as pytest-regressions' --force-regen does), saying what was written
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert f"baseline written to {suite.parent / 'baseline.json'} (--harness-regen-baselines)" in proc.stdout
     assert "rerun without the flag to gate" in proc.stdout
+    regen = json.loads((suite.parent / "regen.json").read_text())  # the results document does not say passed either
+    (drift,) = [o for o in regen["outcomes"] if o["kind"] == "regression"]
+    assert regen["passed"] is False and drift["passed"] is False and "baseline written to" in drift["reason"]
     return suite
 
 

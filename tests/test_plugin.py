@@ -162,13 +162,12 @@ def test_old_option_names_work_with_one_deprecation_warning(pytester: pytest.Pyt
     model = tiny_suite_dir / "tiny.model"
     result = pytester.runpytest(
         str(path), "-p", "no:cacheprovider", "--harness-no-cache", f"--candidate={model}",
-        f"--candidate-sha256={_sha(model)}", "--device=cpu", "--dtype=float64", "--batch-size=5",
+        f"--candidate-sha256={_sha(model)}", "--allow-unpinned", "--device=cpu", "--dtype=float64", "--batch-size=5",
     )
     result.assert_outcomes(passed=2)
     out = result.stdout.str()
-    for old, new in (("--candidate", "--harness-candidate"), ("--candidate-sha256", "--harness-candidate-sha256"),
-                     ("--device", "--harness-device"), ("--dtype", "--harness-dtype"),
-                     ("--batch-size", "--harness-batch-size")):
+    for old in ("--candidate", "--candidate-sha256", "--allow-unpinned", "--device", "--dtype", "--batch-size"):
+        new = "--harness-" + old[2:]
         assert out.count(f"mlff-harness: {old} is deprecated and will be removed; use {new}") == 1, (old, out)
     # the alias's value is used: a bad batch size through the old name is refused as through the new one
     bad = pytester.runpytest(str(path), "-p", "no:cacheprovider", "--batch-size=0")
