@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from harness.cli_inputs import fail
+from harness.cli_inputs import add_cache, fail
 
 
 def run(args: argparse.Namespace) -> int:
@@ -130,6 +130,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
         "--write-suite", nargs="?", const=None, default=False, metavar="PATH",
         help="write the suite with the proposed thresholds (default PATH: the suite itself)",
     )
-    cal.add_argument("--cache", default=".harness-cache", help="cache folder ('' for none)")
+    add_cache(cal)  # the folder pytest's --harness-cache defaults to, same keys
     cal.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     cal.add_argument("--dtype", choices=["float32", "float64"], help="model precision (default: the suite's settings)")

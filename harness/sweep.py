@@ -52,7 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     pins.add_argument(
         "--allow-unpinned", action="store_true", help="load checkpoints with no pin (pickles can run code)"
     )
-    parser.add_argument("--cache", default=".harness-cache", help="shared cache folder ('' for none)")
+    from harness.cli_inputs import add_cache
+
+    add_cache(parser)  # shared by the workers, and with pytest's --harness-cache default
     parser.add_argument("--explain", action="store_true", help="fit every surrogate (as --harness-explain)")
     parser.add_argument("--force", action="store_true", help="recompute documents that are already finished")
 
