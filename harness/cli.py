@@ -43,8 +43,9 @@ def _schema(args: argparse.Namespace) -> int:
     else:
         text = json.dumps(json_schema(), indent=2, sort_keys=True)
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
+        from harness.atomic import atomic_write_text
+
+        atomic_write_text(args.output, text + "\n")
     else:
         print(text)
     return 0
@@ -130,11 +131,12 @@ def _measure(args: argparse.Namespace) -> int:
     if args.output:
         write_json(Path(args.output), document)
     if args.markdown:
+        from harness.atomic import atomic_write_text
         from harness.paper_tables import analysis_markdown
 
         specs = {"candidate": run.suite.models.candidate, **run.suite.models.compare_with}
         labels = {name: specs[name].description or name for name in document["models"]}
-        Path(args.markdown).write_text(analysis_markdown(document, labels=labels) + "\n", encoding="utf-8")
+        atomic_write_text(args.markdown, analysis_markdown(document, labels=labels) + "\n")
     print(json.dumps(document, indent=1, sort_keys=True, default=str))
     return 0
 
@@ -250,6 +252,7 @@ def _add_spread(sub: argparse._SubParsersAction) -> None:
 def _spread(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from harness.atomic import atomic_write_text
     from harness.cli_inputs import output_file, read_results, read_suite
     from harness.errors import HarnessError
     from harness.report import write_json
@@ -280,7 +283,7 @@ def _spread(args: argparse.Namespace) -> int:
     if args.output:
         write_json(Path(args.output), spread_document(rows))
     if args.markdown:
-        Path(args.markdown).write_text(text + "\n", encoding="utf-8")
+        atomic_write_text(args.markdown, text + "\n")
     return 0
 
 

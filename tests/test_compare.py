@@ -56,6 +56,10 @@ def test_cli_measure_after_a_pytest_run_reuses_its_cache(tmp_path: Path, monkeyp
     monkeypatch.setattr(SuiteRun, "_evaluate", no_evaluation)
     monkeypatch.chdir(root)
     out = root / "measure.json"
-    assert main(["measure", str(suite), "--no-atoms", "--top-n", "5", "-o", str(out)]) == 0
+    tables = root / "tables.md"
+    assert main(["measure", str(suite), "--no-atoms", "--top-n", "5", "-o", str(out), "--markdown", str(tables)]) == 0
     assert {p.name: p.stat().st_mtime_ns for p in outputs.iterdir()} == before
     assert set(json.loads(out.read_text())["models"]) == {"candidate", "other"}
+    assert tables.read_text().count("\n|") > 2  # markdown tables, written atomically (no temporary file left)
+    assert sorted(p.name for p in root.iterdir() if p.name.startswith(("tables", "measure"))) == ["measure.json",
+                                                                                             "tables.md"]
