@@ -170,15 +170,19 @@ def _convert(args: argparse.Namespace) -> int:
     from harness.convert import ConversionMismatch, convert_checkpoint, read_structures
     from harness.errors import HarnessError
 
+    given = {args.target, args.output} - {None}
+    if len(given) != 1:
+        return _fail("mlff-harness: convert: give the safe checkpoint to write once (OUTPUT or -o/--output)")
+    (target,) = given
     try:
         input_file(args.source, "checkpoint")
-        output_file(args.output, "safe checkpoint")
+        output_file(target, "safe checkpoint")
         if args.structures:
             input_file(args.structures, "structures file")
         structures = read_structures(args.structures, args.n_structures) if args.structures else None
         report = convert_checkpoint(
             args.source,
-            args.output,
+            target,
             expected_sha256=args.sha256,
             allow_unpinned=args.allow_unpinned,
             structures=structures,
@@ -366,7 +370,8 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
         help="convert a pickled MACE checkpoint to the safe format (safetensors + architecture JSON), verified",
     )
     convert.add_argument("source", help="pickled checkpoint (.model or .model.gz)")
-    convert.add_argument("output", help="safe checkpoint to write (.safetensors)")
+    convert.add_argument("target", nargs="?", metavar="OUTPUT", help="safe checkpoint to write (.safetensors)")
+    convert.add_argument("-o", "--output", help="the same, as every command names the file it writes")
     pin = convert.add_mutually_exclusive_group(required=True)
     pin.add_argument("--sha256", help="sha256 pin of the source; checked before unpickling")
     pin.add_argument("--allow-unpinned", action="store_true", help="unpickle the source without a pin")

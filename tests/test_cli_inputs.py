@@ -21,6 +21,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -205,6 +206,27 @@ def test_every_command_is_bound_by_set_defaults_and_writes_through_dash_o() -> N
         assert callable(command.get_default("func")), name
     for name in ("schema", "report", "history", "measure", "spread", "sweep", "calibrate"):
         assert {"-o", "--output"} <= set(sub.choices[name]._option_string_actions), name
+
+
+def test_convert_names_its_output_once(tmp_path: Path) -> None:
+    """convert takes the file it writes as OUTPUT or -o/--output: neither, or two different ones, is bad input."""
+    source = str(RESULTS)  # never read: the output is refused first
+    for args in (["convert", source, "--allow-unpinned"],
+                 ["convert", source, str(tmp_path / "a.safetensors"), "-o", str(tmp_path / "b.safetensors"),
+                  "--allow-unpinned"]):
+        code, _, err = run_cli(args)
+        assert code == 2 and "give the safe checkpoint to write once" in err, err
+    assert not list(tmp_path.iterdir())
+    from harness.mace_adapter import build_tiny_mace, save_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = build_tiny_mace(["Cr", "Sb", "Te"], seed=1, num_channels=4, max_L=0, r_max=4.0)
+        save_model(model, tmp_path / "t.model")
+    code, out, err = run_cli(["convert", str(tmp_path / "t.model"), "-o", str(tmp_path / "t.safetensors"),
+                              "--allow-unpinned"])
+    assert code == 0, err
+    assert "verified pickle-free" in out and (tmp_path / "t.safetensors").stat().st_size > 0
 
 
 def test_compare_with_one_file_is_bad_input() -> None:
