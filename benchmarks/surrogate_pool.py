@@ -65,7 +65,8 @@ def _one(path: Path, trees: int, depth: int, jobs: int) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", nargs="+", type=_size, default=[_size(s) for s in ("12x20x2", "60x200x8", "120x200x8", "300x200x8")])
+    parser.add_argument("--sizes", nargs="+", type=_size,
+                        default=[_size(s) for s in ("12x20x2", "60x200x8", "120x200x8", "300x200x8")])
     parser.add_argument("--jobs", type=int, default=2, help="pool workers to compare with one in-process fit")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--one", nargs=4, metavar=("NPZ", "TREES", "DEPTH", "JOBS"), help=argparse.SUPPRESS)

@@ -36,7 +36,9 @@ class SurrogateSettings:
 
     def __post_init__(self) -> None:
         if self.estimator not in ("gradient_boosting", "hist_gradient_boosting"):
-            raise CheckError(f"SurrogateSettings.estimator={self.estimator!r} not in gradient_boosting/hist_gradient_boosting")
+            raise CheckError(
+                f"SurrogateSettings.estimator={self.estimator!r} not in gradient_boosting/hist_gradient_boosting"
+            )
         if self.n_estimators < 1:
             raise CheckError(f"SurrogateSettings.n_estimators={self.n_estimators} must be >= 1")
         if not self.learning_rate > 0:
