@@ -4,7 +4,7 @@
 model work: for every structure, the ``1 + 2 * k_max * draws`` perturbed copies
 (top-k atoms in Grad-CAM order and random atoms, each displaced by ``amplitude_A``)
 evaluated as extra graphs of one batch (``harness.faithfulness.perturbation_energies``
-with ``harness.mace_adapter.batch_energies``): exactly what the check runs, minus the
+with ``MaceModel.energies``): exactly what the check runs, minus the
 bootstrap. Graphs per second, comparable with ``track_fused``, are ``COPIES`` (41)
 times the value. Next to ``benchmark_attribution.py`` (whose devices, dtypes and
 timing it shares); CUDA is added to ``device`` where available, with more
@@ -44,7 +44,6 @@ class Perturbation:
         return frames(max(N_STRUCTURES[d] for d in DEVICES))
 
     def setup(self, structures: list, device: str, dtype: str, model: str) -> None:
-        from harness.mace_adapter import batch_energies
 
         torch.set_num_threads(1)  # stable CPU timings on a shared host
         self.device = device
@@ -52,7 +51,7 @@ class Perturbation:
         self.structures = structures[: N_STRUCTURES[device]]
         # scores only order the atoms; a fixed ranking keeps set-up cheap and the work identical
         self.scores = [np.arange(len(a), dtype=float)[::-1] for a in self.structures]
-        self.energy_fn = lambda batch: batch_energies(self.model, batch)
+        self.energy_fn = self.model.energies
 
     def _run(self) -> None:
         from harness.faithfulness import perturbation_energies

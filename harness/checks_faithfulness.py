@@ -86,15 +86,13 @@ def _perturbation(check: AttributionFaithfulnessCheck, model: str, run: SuiteRun
     )
 
     def compute() -> dict[str, np.ndarray]:
-        from harness.mace_adapter import batch_energies
-
-        mace = run.model(model)
+        trained = run.model(model)
         offsets = run.reference.offsets
         scores = gradcam_variant(run.outputs(model).gradcam_raw, variant)
         structures = list(run.reference.structures[:n])
         copies = 1 + 2 * check.k_max * check.draws
         return perturbation_energies(
-            lambda batch: batch_energies(mace, batch),
+            trained.energies,
             structures,
             [scores[offsets[s] : offsets[s + 1]] for s in range(n)],
             k_max=check.k_max,
@@ -139,25 +137,29 @@ def _randomised_correlations(
 ) -> tuple[list[str], np.ndarray]:
     """Stage labels and (stages, n) per-structure Spearman correlations, trained vs randomised."""
     variant, layer = run.suite.attribution.variant, run.suite.attribution.layer
-    key = content_key("randomisation", run.evaluation_key(model), variant, n, check.cascade, _seed(check, run))
+    seed = _seed(check, run)
+    key = content_key("randomisation", run.evaluation_key(model), variant, n, check.cascade, seed, check.redraw)
 
     def compute() -> dict[str, np.ndarray]:
-        from harness.mace_adapter import MaceModel, cascade_blocks
-        from harness.randomise import cascade_stages, randomised_copy
+        from harness.randomise import cascade_stages, structure_seed
 
         trained = run.model(model)
         offsets = run.reference.offsets[: n + 1]
         mine = gradcam_variant(run.outputs(model).gradcam_raw[: offsets[-1]], variant)
         structures = list(run.reference.structures[:n])
+        # once: one draw (the seed) for every structure; per_structure: structure i's own draw
+        if check.redraw == "once":
+            members, seeds = [list(range(n))], [seed]
+        else:
+            members, seeds = [[i] for i in range(n)], [structure_seed(seed, i) for i in range(n)]
         labels, rows = [], []
-        for label, blocks in cascade_stages(cascade_blocks(trained.module), cascade=check.cascade):
-            module = randomised_copy(trained.module, blocks, seed=_seed(check, run))
-            copy = MaceModel.from_module(
-                module, name=f"{model}~random:{label}", identity=f"{trained.identity}~random:{label}"
-            )
-            theirs = copy.evaluate(structures, batch_size=run.batch_size, layer=layer).gradcam_raw
+        for label, blocks in cascade_stages(trained.cascade_blocks(), cascade=check.cascade):
+            parts = [
+                randomised.evaluate([structures[i] for i in chosen], batch_size=run.batch_size, layer=layer).gradcam_raw
+                for chosen, randomised in zip(members, trained.randomised_copies(blocks, seeds), strict=True)
+            ]
             labels.append(label)
-            rows.append(metrics.rank_correlations(mine, gradcam_variant(theirs, variant), offsets))
+            rows.append(metrics.rank_correlations(mine, gradcam_variant(np.concatenate(parts), variant), offsets))
         return {"labels": np.array(labels), "correlations": np.stack(rows)}
 
     arrays = run.cache.get_or_compute("randomisation", key, compute)

@@ -268,9 +268,9 @@ def init_suite(
 
 def _check_model(checkpoint: Path, sha256: str, species: Sequence[str], device: str) -> None:
     """Load the checkpoint once (pinned to the hash just taken) and check it knows every element of the data."""
-    from harness.mace_adapter import MaceModel
+    from harness.models import load_model
 
-    model = MaceModel.load(checkpoint, device=device, dtype="float64", expected_sha256=sha256)
+    model = load_model(checkpoint, device=device, dtype="float64", expected_sha256=sha256)
     unknown = [el for el in species if el not in model.elements]
     if unknown:
         raise ModelError(

@@ -9,6 +9,7 @@ imports), so :func:`_mace` sets it for the import only and restores it.
 from __future__ import annotations
 
 import contextlib
+import copy
 import gzip
 import hashlib
 import io
@@ -334,6 +335,41 @@ class MaceModel:
         model's device (``harness.batching.prepare_batch`` or :meth:`collate`)."""
         layer_path = layer or DEFAULT_LAYER
         return self._evaluate_dict(data, resolve_layer(self._module, layer_path), layer_path)
+
+    def energies(self, structures: Sequence[Atoms]) -> np.ndarray:
+        """Total energies (eV) of all `structures` from one model call: one batch, no forces, no Grad-CAM.
+
+        The perturbation checks put every perturbed copy of a structure in the same
+        batch; graphs in a batch are independent, so each energy equals the one
+        computed alone.
+        """
+        structures = list(structures)
+        if not structures:
+            return np.zeros(0, dtype=np.float64)
+        from harness.profile import stage
+
+        with stage("graphs"):
+            data = self.collate(structures)
+        with stage("model"), torch.no_grad():
+            out = self._module(data, training=False, compute_force=False)
+            return _numpy(out["energy"].reshape(-1))
+
+    def cascade_blocks(self) -> list[str]:
+        """MACE's blocks from the output backwards (see :func:`cascade_blocks`)."""
+        return cascade_blocks(self._module)
+
+    def randomised_copies(self, blocks: Sequence[str], seeds: Sequence[int]) -> Iterator[MaceModel]:
+        """One deep copy (a MACE module's copy costs ~0.5 s), re-drawn in place for each seed
+        (:func:`harness.randomise.redraw`, from this model's trained weights)."""
+        from harness.randomise import redraw
+
+        module = copy.deepcopy(self._module)
+        label = ",".join(blocks)
+        for seed in seeds:
+            redraw(module, self._module, blocks, seed=seed)
+            yield MaceModel.from_module(
+                module, name=f"{self._name}~random", identity=f"{self._identity}~random:{label}:{seed}"
+            )
 
     def _evaluate_dict(
         self, data: dict[str, torch.Tensor], target: torch.nn.Module, layer_path: str
@@ -738,20 +774,3 @@ def load_safe_module(path: Path | str) -> torch.nn.Module:
 # --- perturbation support (issue 10) ---
 
 
-def batch_energies(model: MaceModel, structures: Sequence[Atoms]) -> np.ndarray:
-    """Total energies (eV) of all `structures` from one model call: one batch, no forces, no Grad-CAM.
-
-    The perturbation checks put every perturbed copy of a structure in the same
-    batch; graphs in a batch are independent, so each energy equals the one
-    computed alone.
-    """
-    structures = list(structures)
-    if not structures:
-        return np.zeros(0, dtype=np.float64)
-    from harness.profile import stage
-
-    with stage("graphs"):
-        data = model.collate(structures)
-    with stage("model"), torch.no_grad():
-        out = model.module(data, training=False, compute_force=False)
-        return _numpy(out["energy"].reshape(-1))

@@ -7,8 +7,9 @@ dataclasses of numpy arrays.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -109,3 +110,37 @@ class Model(Protocol):
     ) -> ModelOutputs:
         """Energies, forces and raw Grad-CAM from one forward and one backward pass per batch."""
         ...
+
+    def energies(self, structures: Sequence[Atoms]) -> np.ndarray:
+        """Total energies (eV) of every structure from one call, without forces or Grad-CAM
+        (the perturbation checks batch a structure's perturbed copies this way)."""
+        ...
+
+    def cascade_blocks(self) -> list[str]:
+        """The model's blocks from the output backwards (the order of a cascading randomisation test),
+        each a layer path that :meth:`randomised_copies` takes."""
+        ...
+
+    def randomised_copies(self, blocks: Sequence[str], seeds: Sequence[int]) -> Iterator[Model]:
+        """One model per seed, each this model with the parameters of `blocks` re-drawn (seeded,
+        from this model's trained weights; nothing is written). The iterator may re-draw one copy
+        in place between items: use each model before taking the next."""
+        ...
+
+
+def load_model(
+    path: Path | str,
+    *,
+    device: str = "cpu",
+    dtype: str = "float64",
+    name: str | None = None,
+    expected_sha256: str | None = None,
+    allow_unpinned: bool = True,
+) -> Model:
+    """Load a checkpoint as a :class:`Model`: the one place a model family is chosen (MACE today;
+    a second family would be told apart here, by the file's format)."""
+    from harness.mace_adapter import MaceModel
+
+    return MaceModel.load(
+        path, device=device, dtype=dtype, name=name, expected_sha256=expected_sha256, allow_unpinned=allow_unpinned
+    )

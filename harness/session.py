@@ -21,14 +21,14 @@ from harness.cache import ArrayCache, content_key
 from harness.errors import DataError, ModelError
 from harness.loader import LoadedSuite
 from harness.metrics import accuracy_metrics, normalise_by, normalise_per_structure
-from harness.models import ModelOutputs, gradcam_variant
+from harness.models import ModelOutputs, gradcam_variant, load_model
 from harness.profile import stage
 from harness.reference import ReferenceSet, load_reference, sha256_file
 from harness.schema import CANDIDATE, Soap
 
 if TYPE_CHECKING:
     from harness.atom_explain import AtomExplanation
-    from harness.mace_adapter import MaceModel
+    from harness.models import Model
     from harness.schema import AtomErrorClassesCheck
 
 Device = Literal["cpu", "cuda"]
@@ -106,7 +106,7 @@ class SuiteRun:
         self._explanations: dict[str, Explanation] = {}
         self._atom_explanations: dict[tuple[str, str], AtomExplanation] = {}
         self._identities: dict[str, str] = {}
-        self._models: dict[str, MaceModel] = {}
+        self._models: dict[str, Model] = {}
 
     # --- settings -------------------------------------------------------------------------------
 
@@ -194,14 +194,12 @@ class SuiteRun:
         """Cache key of a model's outputs: checkpoint, reference data, layer, dtype and device."""
         return self._evaluation_key(name)
 
-    def model(self, name: str) -> MaceModel:
+    def model(self, name: str) -> Model:
         """The loaded model (pinned, hashed before unpickling); loaded once per run."""
         if name not in self._models:
             ref = self.model_ref(name)
             with stage("load"):
-                from harness.mace_adapter import MaceModel  # the only place a model family is chosen
-
-                model = MaceModel.load(
+                model = load_model(
                     ref.path,
                     device=self.options.device,
                     dtype=self.dtype,

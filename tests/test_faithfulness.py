@@ -41,11 +41,10 @@ def planted():
 
 
 def _energies(model, structures, scores, **kw):
-    from harness.mace_adapter import batch_energies
 
     settings = dict(k_max=2, draws=4, amplitude_A=0.1, seed=0, structures_per_call=len(structures))
     settings.update(kw)
-    return perturbation_energies(lambda batch: batch_energies(model, batch), structures, scores, **settings)
+    return perturbation_energies(model.energies, structures, scores, **settings)
 
 
 def test_planted_atom_ranked_first_and_ratio_far_above_one(planted) -> None:
@@ -77,7 +76,6 @@ def test_shuffled_scores_give_a_ratio_near_one(planted) -> None:
 
 
 def test_batched_copies_equal_one_structure_at_a_time(planted) -> None:
-    from harness.mace_adapter import batch_energies
 
     model, structures, scores = planted
     structures, scores = structures[:2], scores[:2]
@@ -86,7 +84,7 @@ def test_batched_copies_equal_one_structure_at_a_time(planted) -> None:
     np.testing.assert_array_equal(batched.top_atoms, per_structure.top_atoms)
     for s, atoms in enumerate(structures):
         plan = plan_perturbations(scores[s], k_max=1, draws=2, amplitude_A=0.1, rng=np.random.default_rng([0, s]))
-        alone = np.array([batch_energies(model, [copy])[0] for copy in perturbed_copies(atoms, plan)])
+        alone = np.array([model.energies([copy])[0] for copy in perturbed_copies(atoms, plan)])
         together = np.concatenate([[batched.reference_eV[s]], batched.top_eV[s].ravel(), batched.random_eV[s].ravel()])
         np.testing.assert_allclose(together, alone, rtol=1e-8, atol=0)
         np.testing.assert_allclose(
