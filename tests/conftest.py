@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import struct
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pytest
 from ase import Atoms
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,3 +68,28 @@ def cli_in_process(args: Sequence[str]) -> tuple[int, str, str]:
         except SystemExit as exit_:
             code = exit_.code if isinstance(exit_.code, int) else 2
     return code, out.getvalue(), err.getvalue()
+
+
+# --- running the tests in parallel (pytest-xdist; README: `pytest tests -n 2 --dist loadscope --no-loadscope-reorder`)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under ``-n N``: each worker (and every gate run it starts) gets cores // N OpenMP/BLAS threads and
+    cores // N processes for the surrogate's folds, so N workers do not oversubscribe the cores. Set in the
+    controller before the workers start (they import torch later); an explicit setting is kept."""
+    workers = getattr(config.option, "numprocesses", None)
+    if isinstance(workers, int) and workers > 1 and not hasattr(config, "workerinput"):
+        share = str(max(1, (os.cpu_count() or 1) // workers))
+        os.environ.setdefault("OMP_NUM_THREADS", share)
+        os.environ.setdefault("LOKY_MAX_CPU_COUNT", share)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules and classes holding a ``slow`` test (real-checkpoint gate runs) first, each in its own order.
+
+    pytest-xdist's ``--dist loadscope`` hands out one module or class at a time in this order, so the
+    long units start first and the short ones fill the other worker, instead of two long units ending
+    the run on one worker while the other idles.
+    """
+    slow = {item.nodeid.rsplit("::", 1)[0] for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.nodeid.rsplit("::", 1)[0] not in slow)  # stable: same order within

@@ -8,6 +8,8 @@ provenance and keep every trajectory in one split.
 Gate part (real models, real data, one subprocess per run as in CI, one shared
 cache folder): `pytest suites/cu_au` passes the good checkpoint and the gate fails
 each must-fail checkpoint on the check meant for it (suites/cu_au/CALIBRATION.md).
+The gate runs (~50 s each on 2 cores) are marked ``slow``: they still run in CI, and
+the module is one pytest-xdist ``loadscope`` unit, started first (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -140,6 +142,7 @@ def _value(doc: dict, check: str, metric: str) -> float | None:
     return next(m for m in outcome["measurements"] if m["metric"] == metric)["value"]
 
 
+@pytest.mark.slow
 def test_main_job_passes_the_gpu_written_candidate(pytester: pytest.Pytester, cache: Path) -> None:
     """`pytest suites/cu_au` on the checkpoint exactly as mace_run_train wrote it on the GPU."""
     run, doc = _gate(pytester, cache)
@@ -155,6 +158,7 @@ def test_main_job_passes_the_gpu_written_candidate(pytester: pytest.Pytester, ca
     assert _value(doc, "pair-force-bias", "min_shell_bias_meV_per_A") == pytest.approx(-2.865, abs=0.01)
 
 
+@pytest.mark.slow
 def test_gate_names_the_planted_au_au_pair(pytester: pytest.Pytester, cache: Path) -> None:
     """Trained on labels + 0.05 eV exp(-((r - 2.70 A)/0.20 A)^2) per Au-Au pair: the 'what' level names Au-Au."""
     run, doc = _gate(pytester, cache, "planted_auau.model.gz")
@@ -168,6 +172,7 @@ def test_gate_names_the_planted_au_au_pair(pytester: pytest.Pytester, cache: Pat
     assert _value(doc, "pair-force-bias", "max_shell_bias_meV_per_A") == pytest.approx(82.5, abs=0.5)
 
 
+@pytest.mark.slow
 def test_gate_fails_the_weak_planted_model_on_its_au_au_share(pytester: pytest.Pytester, cache: Path) -> None:
     """A term 3x weaker and wider: RMSE twice the candidate's, and Au-Au still 42 % of the per-atom error."""
     run, doc = _gate(pytester, cache, "planted_auau_weak.model.gz")
@@ -179,6 +184,7 @@ def test_gate_fails_the_weak_planted_model_on_its_au_au_share(pytester: pytest.P
     assert _value(doc, "attribution-drift", "gradcam_rank_correlation") > 0.95
 
 
+@pytest.mark.slow
 def test_gate_fails_the_dopant_blind_model_on_the_dopant_locus(pytester: pytest.Pytester, cache: Path) -> None:
     run, doc = _gate(pytester, cache, "blind.model.gz")
     assert run.ret == 1
@@ -189,6 +195,7 @@ def test_gate_fails_the_dopant_blind_model_on_the_dopant_locus(pytester: pytest.
     assert _value(doc, "pair-error-classes", "pair_class_share") < 0.05
 
 
+@pytest.mark.slow
 def test_gate_fails_the_layer_randomised_copy_on_attribution_drift(pytester: pytest.Pytester, cache: Path) -> None:
     run, doc = _gate(pytester, cache, "randomised_last_layer.model.gz")
     assert run.ret == 1
@@ -213,6 +220,7 @@ def _gate_bounds(path: Path) -> dict[tuple[str, str], dict]:
     return out
 
 
+@pytest.mark.slow
 def test_calibrate_reproduces_the_shipped_thresholds(cache: Path, tmp_path: Path) -> None:
     """`mlff-harness calibrate` (CALIBRATION.md's command) proposes every bound the gate ships.
 
