@@ -34,9 +34,10 @@ VARIANTS = ("paper", "paper-parallel-cv", "paper-no-cv", "hist")
 
 
 def soap_matrix(structures: Sequence[Any], n_jobs: int = 1) -> tuple[np.ndarray, list[str], float]:
-    from harness.descriptors import SoapSettings, soap_feature_names, soap_features
+    from harness.descriptors import soap_feature_names, soap_features
+    from harness.schema import Soap
 
-    settings = SoapSettings(species=("Cr", "Sb", "Te"))
+    settings = Soap(species=["Cr", "Sb", "Te"])
     start = time.perf_counter()
     x = soap_features(structures, settings, n_jobs=n_jobs)
     return x, soap_feature_names(settings), time.perf_counter() - start

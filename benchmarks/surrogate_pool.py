@@ -39,10 +39,11 @@ def _matrix(out: Path, rows: int) -> Path:
     path = out / f"xy-{rows}.npz"
     if not path.exists():
         from benchmarks.data import energy_residual_per_atom, frames
-        from harness.descriptors import SoapSettings, soap_features
+        from harness.descriptors import soap_features
+        from harness.schema import Soap
 
         structures = frames(rows, n_atoms=None)
-        x = soap_features(structures, SoapSettings(species=("Cr", "Sb", "Te")))
+        x = soap_features(structures, Soap(species=["Cr", "Sb", "Te"]))
         np.savez(path, x=x, y=energy_residual_per_atom(structures))
     return path
 

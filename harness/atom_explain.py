@@ -24,7 +24,7 @@ atoms share environments and errors; splitting them would inflate R^2).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -84,15 +84,15 @@ def stratified_atoms(symbols: Sequence[str], n_atoms: Sequence[int], max_atoms: 
 
 def soap_atom_features(structures: Sequence[Atoms], settings, atoms_of: Sequence[np.ndarray]) -> np.ndarray:
     """Per-atom SOAP (dscribe, ``average="off"``) of the selected atoms, concatenated in structure order."""
-    from harness.descriptors import _wrapped, make_soap
+    from harness.descriptors import _wrapped, make_soap, species_of
 
-    soap = make_soap(replace(settings, average="off"))
+    soap = make_soap(settings, average="off")
     parts = []
     for s, atoms in enumerate(structures):
         centres = [int(i) for i in atoms_of[s]]
         if not centres:
             continue
-        extra = sorted(set(atoms.get_chemical_symbols()) - set(settings.species))
+        extra = sorted(set(atoms.get_chemical_symbols()) - set(species_of(settings)))
         if extra:
             raise DataError(f"structure {s} contains element(s) {', '.join(extra)} not in the SOAP species")
         prepared = _wrapped(atoms) if settings.periodic else atoms
@@ -160,21 +160,22 @@ def pair_shell_settings_of(run):  # -> PairShellSettings
     )
 
 
-def soap_settings_of(run):  # -> SoapSettings
-    """The run's SOAP settings, per atom (``average="off"``)."""
-    from harness.descriptors import settings_from_spec
-
-    return settings_from_spec(run.soap_spec, average="off")
+def soap_settings_of(run):  # -> schema.Soap
+    """The run's SOAP settings (species resolved); the per-atom features use them with ``average="off"``."""
+    return run.soap_spec
 
 
 def run_settings(run, check) -> dict:
     """Everything a per-atom explanation depends on besides the model's outputs (a cache key part)."""
     from dataclasses import asdict
 
-    descriptor = pair_shell_settings_of(run) if check.descriptor == "pair_shells" else soap_settings_of(run)
+    if check.descriptor == "pair_shells":
+        descriptor = asdict(pair_shell_settings_of(run))
+    else:
+        descriptor = {**soap_settings_of(run).model_dump(), "average": "off"}
     return {
         "descriptor": check.descriptor,
-        "descriptor_settings": asdict(descriptor),
+        "descriptor_settings": descriptor,
         "target": check.target,
         "max_atoms": check.max_atoms,
         "surrogate": {k: getattr(check, k) for k in ("estimator", "n_estimators", "learning_rate", "max_depth", "cv_folds")},

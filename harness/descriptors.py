@@ -20,68 +20,25 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from ase import Atoms
 from ase.data import atomic_numbers as _ATOMIC_NUMBERS
 
 from harness.errors import CheckError, DataError
+from harness.schema import Soap
 
 Average = Literal["inner", "outer", "off"]
-Rbf = Literal["gto", "polynomial"]
 
 _NAME_RE = re.compile(r"^([A-Z][a-z]?)-([A-Z][a-z]?)_n(\d)(\d)_l(\d+)$")
 
 
-@dataclass(frozen=True)
-class SoapSettings:
-    """Parameters of the SOAP power spectrum (lengths in angstrom)."""
-
-    species: tuple[str, ...]
-    r_cut_A: float = 5.0
-    n_max: int = 4
-    l_max: int = 4
-    average: Average = "inner"
-    periodic: bool = True
-    sigma_A: float = 1.0
-    rbf: Rbf = "gto"
-
-    def __post_init__(self) -> None:
-        if not self.species:
-            raise CheckError("SoapSettings.species is empty (fix: name at least one element)")
-        unknown = [s for s in self.species if s not in _ATOMIC_NUMBERS or s == "X"]
-        if unknown:
-            raise CheckError(f"SoapSettings.species has unknown element(s) {unknown}")
-        if len(set(self.species)) != len(self.species):
-            raise CheckError(f"SoapSettings.species has duplicates: {self.species}")
-        if not 1 <= self.n_max <= 9:
-            # Names concatenate n and n' as single digits.
-            raise CheckError(f"SoapSettings.n_max={self.n_max} must be in 1..9")
-        if self.l_max < 0:
-            raise CheckError(f"SoapSettings.l_max={self.l_max} must be >= 0")
-        if self.r_cut_A <= 0 or self.sigma_A <= 0:
-            raise CheckError(
-                f"SoapSettings r_cut_A={self.r_cut_A} and sigma_A={self.sigma_A} must be > 0"
-            )
-        if self.average not in ("inner", "outer", "off"):
-            raise CheckError(f"SoapSettings.average={self.average!r} not in inner/outer/off")
-        if self.rbf not in ("gto", "polynomial"):
-            raise CheckError(f"SoapSettings.rbf={self.rbf!r} not in gto/polynomial")
-
-
-def settings_from_spec(spec: Any, *, average: Average | None = None) -> SoapSettings:
-    """The settings of a suite's resolved SOAP block (``SuiteRun.soap_spec``), optionally with another ``average``
-    (``"off"``: per-atom vectors for the per-atom explanations)."""
-    return SoapSettings(
-        species=tuple(spec.species),
-        r_cut_A=spec.r_cut_A,
-        n_max=spec.n_max,
-        l_max=spec.l_max,
-        sigma_A=spec.sigma_A,
-        average=spec.average if average is None else average,
-        periodic=spec.periodic,
-    )
+def species_of(settings: Soap) -> tuple[str, ...]:
+    """The SOAP block's species; a block whose species were never resolved is a bug of the caller."""
+    if not settings.species:
+        raise CheckError("SOAP species are not resolved (fix: name them, or take SuiteRun.soap_spec)")
+    return tuple(settings.species)
 
 
 @dataclass(frozen=True)
@@ -94,31 +51,32 @@ class FeatureInfo:
     l: int  # noqa: E741 (the physics name)
 
 
-def make_soap(settings: SoapSettings):  # -> dscribe.descriptors.SOAP
-    """The dscribe SOAP object for ``settings`` (dscribe imported lazily)."""
+def make_soap(settings: Soap, *, average: Average | None = None):  # -> dscribe.descriptors.SOAP
+    """The dscribe SOAP object for ``settings`` (dscribe imported lazily); ``average`` overrides the
+    block's (``"off"``: one vector per atom, for the per-atom explanations). GTO radial basis."""
     from harness._warnings import quiet_third_party
 
     with quiet_third_party():  # dscribe's first import compiles docstrings Python warns about
         from dscribe.descriptors import SOAP
 
     return SOAP(
-        species=list(settings.species),
+        species=list(species_of(settings)),
         r_cut=settings.r_cut_A,
         n_max=settings.n_max,
         l_max=settings.l_max,
-        average=settings.average,
+        average=settings.average if average is None else average,
         periodic=settings.periodic,
         sigma=settings.sigma_A,
-        rbf=settings.rbf,
+        rbf="gto",
     )
 
 
-def sorted_species(settings: SoapSettings) -> tuple[str, ...]:
+def sorted_species(settings: Soap) -> tuple[str, ...]:
     """Species in atomic-number order, the order of dscribe's blocks."""
-    return tuple(sorted(settings.species, key=lambda s: _ATOMIC_NUMBERS[s]))
+    return tuple(sorted(species_of(settings), key=lambda s: _ATOMIC_NUMBERS[s]))
 
 
-def species_pairs(settings: SoapSettings) -> list[tuple[str, str]]:
+def species_pairs(settings: Soap) -> list[tuple[str, str]]:
     """Species pairs in the order of dscribe's blocks."""
     sp = sorted_species(settings)
     return [(sp[i], sp[j]) for i in range(len(sp)) for j in range(i, len(sp))]
@@ -134,7 +92,7 @@ def _block_names(pair: tuple[str, str], n_max: int, l_max: int) -> list[str]:
     return names
 
 
-def soap_feature_names(settings: SoapSettings) -> list[str]:
+def soap_feature_names(settings: Soap) -> list[str]:
     """Names of the features of ``soap_features``, in dscribe's order."""
     soap = make_soap(settings)
     names: list[str] = []
@@ -157,21 +115,12 @@ def soap_feature_names(settings: SoapSettings) -> list[str]:
 
 
 def soap_features(
-    structures: Sequence[Atoms], settings: SoapSettings, *, n_jobs: int = 1
+    structures: Sequence[Atoms], settings: Soap, *, n_jobs: int = 1
 ) -> np.ndarray:
-    """SOAP vectors of ``structures``: (S, F) float64 with ``average != "off"``.
-
-    With ``average="off"`` dscribe returns per-atom vectors; this function is
-    for structure-level vectors and refuses that setting.
-    """
-    if settings.average == "off":
-        raise CheckError(
-            "soap_features needs one vector per structure "
-            "(fix: use average='inner' or 'outer')"
-        )
+    """SOAP vectors of ``structures``: (S, F) float64, one per structure (``inner`` or ``outer`` average)."""
     if len(structures) == 0:
         raise DataError("soap_features got no structures")
-    allowed = set(settings.species)
+    allowed = set(species_of(settings))
     for i, atoms in enumerate(structures):
         if len(atoms) == 0:
             raise DataError(f"structure {i} has no atoms")
@@ -179,7 +128,7 @@ def soap_features(
         if extra:
             raise DataError(
                 f"structure {i} contains element(s) {', '.join(extra)} not in the SOAP "
-                f"species {settings.species} (fix: add them to SoapSettings.species)"
+                f"species {settings.species} (fix: add them to the suite's descriptor.soap.species)"
             )
     from harness.progress import bar
 

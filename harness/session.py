@@ -273,10 +273,9 @@ class SuiteRun:
     @cached_property
     def soap(self) -> tuple[np.ndarray, tuple[str, ...]]:
         """SOAP vectors of the reference structures (cached) and their feature names."""
-        from harness.descriptors import settings_from_spec, soap_feature_names, soap_features
+        from harness.descriptors import soap_feature_names, soap_features
 
-        soap = self.soap_spec
-        settings = settings_from_spec(soap)
+        soap = settings = self.soap_spec
         key = content_key("soap", self.reference.identity, soap.model_dump())
         structures = list(self.reference.structures)
         with stage("SOAP"):

@@ -22,10 +22,10 @@ import pytest
 from ase import Atoms
 from ase.build import bulk
 from numpy.polynomial.legendre import legval
+from pydantic import ValidationError
 
 from harness.descriptors import (
     FeatureInfo,
-    SoapSettings,
     involves,
     make_soap,
     parse_feature_name,
@@ -34,8 +34,9 @@ from harness.descriptors import (
     species_pairs,
 )
 from harness.errors import CheckError, DataError
+from harness.schema import Soap
 
-SETTINGS = SoapSettings(species=("Cr", "Sb", "Te"))
+SETTINGS = Soap(species=["Cr", "Sb", "Te"])
 NAMES = soap_feature_names(SETTINGS)
 INFO = [parse_feature_name(n) for n in NAMES]
 L = np.array([i.l for i in INFO])
@@ -64,8 +65,8 @@ def _centrosymmetric_cell(seed: int = 0) -> Atoms:
     return Atoms(symbols, scaled_positions=frac, cell=cell, pbc=True)
 
 
-def _single_centre(settings: SoapSettings, atoms: Atoms) -> np.ndarray:
-    soap = make_soap(settings)
+def _single_centre(settings: Soap, atoms: Atoms) -> np.ndarray:
+    soap = make_soap(settings, average="off")
     return np.asarray(soap.create(atoms, centers=[0]))[0]
 
 
@@ -95,7 +96,7 @@ def test_blocks_follow_get_location() -> None:
 
 
 def test_block_order_is_atomic_number_order_not_given_order() -> None:
-    shuffled = SoapSettings(species=("Te", "Cr", "Sb"))
+    shuffled = Soap(species=["Te", "Cr", "Sb"])
     assert soap_feature_names(shuffled) == NAMES
 
 
@@ -171,7 +172,7 @@ def test_structure_without_cr_zeroes_all_cr_blocks() -> None:
 
 @pytest.mark.parametrize("theta", [np.pi / 2, np.pi, 1.1, 2.3])
 def test_two_neighbour_ratio_follows_legendre_for_every_name(theta: float) -> None:
-    off = SoapSettings(species=("Cr", "Sb", "Te"), average="off", periodic=False)
+    off = Soap(species=["Cr", "Sb", "Te"], periodic=False)
     r = 2.8
     one = Atoms(["Cr", "Te"], positions=[[0, 0, 0], [0, 0, r]])
     two = Atoms(
@@ -189,7 +190,7 @@ def test_two_neighbour_ratio_follows_legendre_for_every_name(theta: float) -> No
 
 def test_cross_block_n_belongs_to_first_species() -> None:
     """p^{SbTe}_{nn'l}^2 = P_l^2 p^{SbSb}_{nnl} p^{TeTe}_{n'n'l} (Cauchy-Schwarz equality)."""
-    off = SoapSettings(species=("Cr", "Sb", "Te"), average="off", periodic=False)
+    off = Soap(species=["Cr", "Sb", "Te"], periodic=False)
     theta, r_sb, r_te = 1.2, 2.3, 3.6
     atoms = Atoms(
         ["Cr", "Sb", "Te"],
@@ -217,7 +218,7 @@ def test_cross_block_n_belongs_to_first_species() -> None:
 
 def test_same_species_block_is_rank_one_for_one_neighbour() -> None:
     """One Te neighbour: p^{TeTe}_{nn'l}^2 = p_{nnl} p_{n'n'l} for the n' >= n entries."""
-    off = SoapSettings(species=("Cr", "Sb", "Te"), average="off", periodic=False)
+    off = Soap(species=["Cr", "Sb", "Te"], periodic=False)
     p = _single_centre(off, Atoms(["Cr", "Te"], positions=[[0, 0, 0], [0.4, 0.3, 2.7]]))
     for i in INFO:
         if i.pair != ("Te", "Te"):
@@ -249,9 +250,12 @@ def test_unknown_element_names_element_and_index() -> None:
 
 
 def test_settings_validation() -> None:
-    with pytest.raises(CheckError):
-        SoapSettings(species=("Cr", "Sb", "Te"), n_max=10)
-    with pytest.raises(CheckError):
-        SoapSettings(species=("Cr", "Cr"))
-    with pytest.raises(CheckError):
-        soap_features([_centrosymmetric_cell()], SoapSettings(species=("Cr", "Sb", "Te"), average="off"))
+    # one settings type: the suite schema's SOAP block validates itself
+    with pytest.raises(ValidationError, match="n_max"):
+        Soap(species=["Cr", "Sb", "Te"], n_max=10)
+    with pytest.raises(ValidationError, match="twice"):
+        Soap(species=["Cr", "Cr"])
+    with pytest.raises(ValidationError, match="average"):  # per-atom vectors are the per-atom check's business
+        Soap(species=["Cr", "Sb", "Te"], average="off")
+    with pytest.raises(CheckError, match="not resolved"):
+        soap_features([_centrosymmetric_cell()], Soap())

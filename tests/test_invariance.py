@@ -15,11 +15,12 @@ from ase import Atoms
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.descriptors import SoapSettings, soap_features
+from harness.descriptors import soap_features
 from harness.mace_adapter import MaceModel, build_tiny_mace
 from harness.metrics import per_element_mean
+from harness.schema import Soap
 
-SOAP = SoapSettings(species=("Cr", "Sb", "Te"), r_cut_A=4.0, n_max=3, l_max=3)
+SOAP = Soap(species=["Cr", "Sb", "Te"], r_cut_A=4.0, n_max=3, l_max=3)
 SYMBOLS = ["Cr", "Sb", "Sb", "Te", "Te", "Te", "Cr", "Sb"]
 FRACTIONAL = np.array(
     [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5], [0.5, 0, 0], [0, 0.5, 0], [0, 0, 0.5], [0.5, 0.5, 0.5]]

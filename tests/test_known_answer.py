@@ -26,7 +26,8 @@ import numpy as np
 import pytest
 from ase.io import read
 
-from harness.descriptors import SoapSettings, involves, parse_feature_name, soap_feature_names, soap_features
+from harness.descriptors import involves, parse_feature_name, soap_feature_names, soap_features
+from harness.schema import Soap
 from harness.surrogate import ErrorSurrogate, SurrogateSettings
 
 TEST_SET = Path(__file__).resolve().parents[1] / "reference_data" / "cr_sb2te3" / "test.extxyz.gz"
@@ -61,7 +62,7 @@ def crcr_pair_term(atoms) -> float:
 @pytest.fixture(scope="module")
 def planted() -> tuple[np.ndarray, np.ndarray, list[str]]:
     frames = read(TEST_SET, index=":")
-    settings = SoapSettings(species=("Cr", "Sb", "Te"))  # the paper's: Cr, Sb, Te; r_cut 5 A; n_max 4; l_max 4; inner average
+    settings = Soap(species=["Cr", "Sb", "Te"])  # the paper's: Cr, Sb, Te; r_cut 5 A; n_max 4; l_max 4; inner average
     x = soap_features(frames, settings)
     y = np.array([crcr_pair_term(a) / len(a) for a in frames])
     return x, y, soap_feature_names(settings)

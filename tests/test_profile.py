@@ -51,14 +51,15 @@ def test_no_collector_no_cost_and_out_of_order_is_an_error() -> None:
 def test_soap_workers_give_identical_vectors() -> None:
     from ase.build import bulk
 
-    from harness.descriptors import SoapSettings, soap_features
+    from harness.descriptors import soap_features
+    from harness.schema import Soap
 
     structures = []
     for seed in range(6):
         atoms = bulk("NaCl", "rocksalt", a=5.6, cubic=True)
         atoms.rattle(0.1, seed=seed)
         structures.append(atoms)
-    settings = SoapSettings(species=("Na", "Cl"), r_cut_A=4.0, n_max=2, l_max=2)
+    settings = Soap(species=["Na", "Cl"], r_cut_A=4.0, n_max=2, l_max=2)
     np.testing.assert_array_equal(soap_features(structures, settings, n_jobs=2), soap_features(structures, settings))
 
 

@@ -75,7 +75,8 @@ def test_bar_draws_on_a_terminal_unless_disabled(terminal: tuple[TextIO, int]) -
 
 
 def test_soap_and_surrogate_report_progress_on_a_terminal(terminal: tuple[TextIO, int]) -> None:
-    from harness.descriptors import SoapSettings, soap_features
+    from harness.descriptors import soap_features
+    from harness.schema import Soap
     from harness.surrogate import ErrorSurrogate, SurrogateSettings
 
     stream, master = terminal
@@ -84,7 +85,7 @@ def test_soap_and_surrogate_report_progress_on_a_terminal(terminal: tuple[TextIO
         atoms = bulk("Te", "sc", a=3.0, cubic=True).repeat(2)
         atoms.rattle(0.05, seed=i)
         structures.append(atoms)
-    settings = SoapSettings(species=("Te",), r_cut_A=3.5, n_max=2, l_max=2)
+    settings = Soap(species=["Te"], r_cut_A=3.5, n_max=2, l_max=2)
     chunked = soap_features(structures, settings)
     assert chunked.shape[0] == 70
     # chunking changes nothing: each structure's vector equals its own one-structure call

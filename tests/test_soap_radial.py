@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from ase import Atoms
 
-from harness.descriptors import SoapSettings, make_soap, soap_feature_names
+from harness.descriptors import make_soap, soap_feature_names
+from harness.schema import Soap
 from harness.soap_radial import channel_response, describe_feature_distance, gto_functions, radial_channels
 
 
@@ -22,8 +23,8 @@ def test_basis_is_orthonormal_with_r_squared_weight() -> None:
 def test_response_matches_dscribe_for_a_scanned_dimer(sigma: float) -> None:
     # centre Cr at the origin, one Te at distance r: the Cr density is the centre alone
     # (l = 0 only), so the Cr-Te l=0 features are const(n) * c^Te_{n'0}(r)
-    settings = SoapSettings(species=("Cr", "Te"), r_cut_A=5.0, n_max=4, l_max=2, sigma_A=sigma, average="off", periodic=False)
-    soap = make_soap(settings)
+    settings = Soap(species=["Cr", "Te"], r_cut_A=5.0, n_max=4, l_max=2, sigma_A=sigma, periodic=False)
+    soap = make_soap(settings, average="off")
     names = soap_feature_names(settings)
     distances = np.linspace(0.8, 4.8, 41)
     rows = np.array(

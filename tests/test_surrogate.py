@@ -7,8 +7,9 @@ import time
 import numpy as np
 import pytest
 
-from harness.descriptors import SoapSettings, soap_feature_names
+from harness.descriptors import soap_feature_names
 from harness.errors import CheckError, DataError
+from harness.schema import Soap
 from harness.surrogate import (
     ErrorSurrogate,
     SurrogateSettings,
@@ -17,7 +18,7 @@ from harness.surrogate import (
     rank_features,
 )
 
-NAMES = soap_feature_names(SoapSettings(species=("Cr", "Sb", "Te")))
+NAMES = soap_feature_names(Soap(species=["Cr", "Sb", "Te"]))
 FAST = SurrogateSettings(n_estimators=60, learning_rate=0.1, max_depth=3)
 PLANTED = "Cr-Te_n23_l2"
 
@@ -113,7 +114,7 @@ def _real_problem(n: int = 40) -> tuple[np.ndarray, np.ndarray, list[str]]:
 
     path = Path(__file__).resolve().parents[1] / "reference_data" / "cr_sb2te3" / "test.extxyz.gz"
     frames = read(path, index=f":{n}")
-    settings = SoapSettings(species=("Cr", "Sb", "Te"))
+    settings = Soap(species=["Cr", "Sb", "Te"])
     counts = np.array([[f.get_chemical_symbols().count(e) for e in settings.species] for f in frames], float)
     energy = np.array([f.info["REF_energy"] for f in frames])
     fit = np.linalg.lstsq(counts, energy, rcond=None)[0]

@@ -12,8 +12,9 @@ import pytest
 from ase.build import bulk
 
 from harness import metrics
-from harness.descriptors import SoapSettings, soap_feature_names, soap_features
+from harness.descriptors import soap_feature_names, soap_features
 from harness.neighbours import neighbour_list
+from harness.schema import Soap
 from harness.surrogate import ErrorSurrogate, SurrogateSettings
 
 pytest.importorskip("pytest_benchmark")
@@ -68,7 +69,7 @@ def test_neighbour_list_120_atoms(benchmark, frames) -> None:
 
 
 def test_soap_32_frames(benchmark, frames) -> None:
-    settings = SoapSettings(species=("Cr", "Sb", "Te"))
+    settings = Soap(species=["Cr", "Sb", "Te"])
     x = benchmark.pedantic(soap_features, args=(frames, settings), rounds=3, iterations=1)
     assert x.shape == (32, len(soap_feature_names(settings)))
 
@@ -76,7 +77,7 @@ def test_soap_32_frames(benchmark, frames) -> None:
 def test_soap_rocksalt_cell(benchmark) -> None:
     atoms = bulk("SbTe", "rocksalt", a=6.0, cubic=True).repeat(2)
     atoms[0].symbol = "Cr"
-    x = benchmark(soap_features, [atoms], SoapSettings(species=("Cr", "Sb", "Te")))
+    x = benchmark(soap_features, [atoms], Soap(species=["Cr", "Sb", "Te"]))
     assert np.all(np.isfinite(x))
 
 
