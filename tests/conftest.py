@@ -79,7 +79,8 @@ def pytest_configure(config: pytest.Config) -> None:
     controller before the workers start (they import torch later); an explicit setting is kept."""
     workers = getattr(config.option, "numprocesses", None)
     if isinstance(workers, int) and workers > 1 and not hasattr(config, "workerinput"):
-        share = str(max(1, (os.cpu_count() or 1) // workers))
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        share = str(max(1, cores // workers))
         os.environ.setdefault("OMP_NUM_THREADS", share)
         os.environ.setdefault("LOKY_MAX_CPU_COUNT", share)
 
