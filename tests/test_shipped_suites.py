@@ -138,6 +138,10 @@ _TOLERANCE = {  # (relative, absolute)
     "top_to_random_r2_drop_ratio": (0.05, 0.0),
 }
 _BEFORE = Path(__file__).resolve().parent / "data" / "main_job_before.json"
+# Checks whose method changed on purpose since the file was written (what changed, where it is measured).
+_METHOD_CHANGED = {
+    "weights-matter": "issue 16: a re-draw per structure instead of one shared draw (CALIBRATION.md, sanity)",
+}
 
 
 @pytest.mark.slow
@@ -150,6 +154,8 @@ def test_main_job_results_are_those_before_the_speed_work(main_job: MainJob) -> 
     for old in before["outcomes"]:
         new = next((o for o in after["outcomes"] if (o["check"], o["model"]) == (old["check"], old["model"])), None)
         if new is None:  # a check renamed or removed since: nothing to compare
+            continue
+        if old["check"] in _METHOD_CHANGED:  # a deliberate change of the method, not of the speed
             continue
         assert new["passed"] == old["passed"], old["check"]
         measured = {m["metric"]: m for m in new["measurements"]}
