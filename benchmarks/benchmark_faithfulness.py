@@ -3,7 +3,7 @@
 ``track_perturbation`` is structures per second (higher is better) of the check's
 model work: for every structure, the ``1 + 2 * k_max * draws`` perturbed copies
 (top-k atoms in Grad-CAM order and random atoms, each displaced by ``amplitude_A``)
-evaluated as extra graphs of one batch (``harness.faithfulness.perturbation_energies``
+evaluated as extra graphs of one batch (``harness.explain.faithfulness.perturbation_energies``
 with ``MaceModel.energies``): exactly what the check runs, minus the
 bootstrap. Graphs per second, comparable with ``track_fused``, are ``COPIES`` (41)
 times the value. Next to ``benchmark_attribution.py`` (whose devices, dtypes and
@@ -24,7 +24,7 @@ from . import throughput
 from .benchmark_attribution import DEVICES, DTYPES, TIMING, UNIT
 from .data import MODELS, frames, make_model
 
-# The check's defaults (harness.schema.AttributionFaithfulnessCheck): k_max 5, draws 4.
+# The check's defaults (harness.suite.sanity_kinds.AttributionFaithfulnessCheck): k_max 5, draws 4.
 K_MAX, DRAWS, AMPLITUDE_A = 5, 4, 0.1
 COPIES = 1 + 2 * K_MAX * DRAWS
 N_STRUCTURES = {"cpu": 2, "cuda": 32}
@@ -54,7 +54,7 @@ class Perturbation:
         self.energy_fn = self.model.energies
 
     def _run(self) -> None:
-        from harness.faithfulness import perturbation_energies
+        from harness.explain.faithfulness import perturbation_energies
 
         perturbation_energies(
             self.energy_fn, self.structures, self.scores, k_max=K_MAX, draws=DRAWS,

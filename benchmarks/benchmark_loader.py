@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from harness.errors import SuiteError
-from harness.loader import MAX_DEPTH, MAX_NODES, load_suite
+from harness.suite.loader import MAX_DEPTH, MAX_NODES, load_suite
 
 
 def _alias_bomb(levels: int = 9, width: int = 9) -> str:

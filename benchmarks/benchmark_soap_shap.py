@@ -1,7 +1,7 @@
 """asv benchmarks: the "what" path, SOAP -> surrogate (5-fold CV) -> TreeSHAP, in seconds.
 
 Parameters: number of structures (``MLFF_BENCH_SOAP_N``, default ``500,5000``) and the
-surrogate variant of ``benchmarks/soap_shap.py`` (``paper`` = ``harness.surrogate``
+surrogate variant of ``benchmarks/soap_shap.py`` (``paper`` = ``harness.explain.surrogate``
 as the suites run it). The 5,000-structure paper variant takes tens of minutes on a
 2-core CPU (see benchmarks/README.md); run a subset with ``MLFF_BENCH_SOAP_N=500``.
 """

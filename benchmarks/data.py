@@ -22,7 +22,7 @@ CHECKPOINT = ROOT / "reference_data" / "checkpoints" / "ft_multit.model.gz"
 CHECKPOINT_SHA256 = "dcf008936e7c11dc23382eb1d6257870d4a7a5f409597c885f96e57c1fa616cd"
 ELEMENTS = ("Cr", "Sb", "Te")
 
-# Tiny random MACE models (harness.mace_adapter.build_tiny_mace), r_max 6 A as the paper's.
+# Tiny random MACE models (harness.models.mace.tiny.build_tiny_mace), r_max 6 A as the paper's.
 MODEL_SIZES: dict[str, dict[str, Any]] = {
     "small": dict(num_channels=16, max_L=0, num_interactions=2, r_max=6.0),
     "medium": dict(num_channels=64, max_L=1, num_interactions=2, r_max=6.0),
@@ -77,8 +77,9 @@ def frames(n: int, *, n_atoms: int | None = 120, rattle_A: float = 0.02) -> list
 
 
 def make_model(size: str, dtype: str, device: str):
-    """A :class:`harness.mace_adapter.MaceModel` of ``size`` (small, medium or shipped)."""
-    from harness.mace_adapter import MaceModel, build_tiny_mace
+    """A :class:`harness.models.mace.model.MaceModel` of ``size`` (small, medium or shipped)."""
+    from harness.models.mace.model import MaceModel
+    from harness.models.mace.tiny import build_tiny_mace
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -23,7 +23,7 @@ START=$(date +%s)
 "$PY" - "$OUT/env.json" <<'EOF'
 import json, platform, sys
 import torch
-from harness.neighbours import available_backends
+from harness.models.neighbours import available_backends
 info = dict(python=platform.python_version(), torch=torch.__version__, cuda=torch.version.cuda,
             devices=[torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
             cpu_threads=torch.get_num_threads(), neighbour_backends=list(available_backends()))

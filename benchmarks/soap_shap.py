@@ -4,9 +4,9 @@
 
 Stages, each timed with ``time.perf_counter``:
 
-* ``soap``: ``harness.descriptors.soap_features`` (the paper's SOAP, inner average) with
+* ``soap``: ``harness.explain.descriptors.soap_features`` (the paper's SOAP, inner average) with
   dscribe ``n_jobs`` 1 and 2;
-* ``paper``: ``harness.surrogate.ErrorSurrogate`` as the suites run it
+* ``paper``: ``harness.explain.surrogate.ErrorSurrogate`` as the suites run it
   (GradientBoostingRegressor 200 x depth 8, 5-fold CV, refit, exact TreeSHAP);
 * ``paper-parallel-cv``: the same estimators, the 5 CV fits spread over 2 processes
   (identical numbers; CV is 5 of the 6 fits);
@@ -34,8 +34,8 @@ VARIANTS = ("paper", "paper-parallel-cv", "paper-no-cv", "hist")
 
 
 def soap_matrix(structures: Sequence[Any], n_jobs: int = 1) -> tuple[np.ndarray, list[str], float]:
-    from harness.descriptors import soap_feature_names, soap_features
-    from harness.schema import Soap
+    from harness.explain.descriptors import soap_feature_names, soap_features
+    from harness.suite.schema import Soap
 
     settings = Soap(species=["Cr", "Sb", "Te"])
     start = time.perf_counter()
@@ -55,7 +55,7 @@ def run_variant(variant: str, x: np.ndarray, y: np.ndarray, names: list[str]) ->
     import shap
     from sklearn.ensemble import GradientBoostingRegressor, HistGradientBoostingRegressor
 
-    from harness.surrogate import ErrorSurrogate, SurrogateSettings
+    from harness.explain.surrogate import ErrorSurrogate, SurrogateSettings
 
     s = SurrogateSettings()
     start = time.perf_counter()

@@ -2,7 +2,7 @@
 
     python -m benchmarks.surrogate_pool --out DIR [--sizes 12x20x2 60x200x8 ...] [--jobs 2]
 
-``harness.surrogate.ErrorSurrogate`` fits k CV folds and a refit: k + 1 independent,
+``harness.explain.surrogate.ErrorSurrogate`` fits k CV folds and a refit: k + 1 independent,
 seeded gradient-boosting fits. Run in a process pool they finish in about
 1/workers of the time, but each cold pool first starts its workers (a fresh
 interpreter that imports numpy and scikit-learn). For each size (structures x
@@ -39,8 +39,8 @@ def _matrix(out: Path, rows: int) -> Path:
     path = out / f"xy-{rows}.npz"
     if not path.exists():
         from benchmarks.data import energy_residual_per_atom, frames
-        from harness.descriptors import soap_features
-        from harness.schema import Soap
+        from harness.explain.descriptors import soap_features
+        from harness.suite.schema import Soap
 
         structures = frames(rows, n_atoms=None)
         x = soap_features(structures, Soap(species=["Cr", "Sb", "Te"]))
@@ -50,7 +50,7 @@ def _matrix(out: Path, rows: int) -> Path:
 
 def _one(path: Path, trees: int, depth: int, jobs: int) -> dict[str, Any]:
     """Fit once in this (fresh) process; seconds, the mode the surrogate chose and a digest of its results."""
-    from harness.surrogate import ErrorSurrogate, SurrogateSettings
+    from harness.explain.surrogate import ErrorSurrogate, SurrogateSettings
 
     data = np.load(path)
     x, y = data["x"], data["y"]

@@ -5,7 +5,7 @@
                  (``MaceModel.evaluate_batch``),
 (c) ``loop``     (b) one structure at a time,
 (d) ``pipeline`` ours from ``ase.Atoms``: graph building in threads overlapped with (b)
-                 (``harness.pipeline.Pipeline``); ``pipeline-proc`` the same with worker
+                 (``harness.models.pipeline.Pipeline``); ``pipeline-proc`` the same with worker
                  processes (``executor="process"``).
 
 (a)-(c) run on batches collated once beforehand by mace itself (identical inputs), so
@@ -103,7 +103,7 @@ class Workload:
 
     def run_pipeline(self, workers: int = 2, executor: str = "thread") -> Any:
         """(d) from ase.Atoms, graph building overlapped with the model; returns the report."""
-        from harness.pipeline import Pipeline
+        from harness.models.pipeline import Pipeline
 
         pipeline = Pipeline(self.model, batch_size=self.batch_size, workers=workers, executor=executor)
         return pipeline.run(self.structures)[1]
@@ -167,7 +167,7 @@ def measure_model(model: Any, label: str, structures: Sequence[Any], batch_sizes
         if device.type == "cuda":
             torch.cuda.empty_cache()
     if device.type == "cuda":
-        from harness.pipeline import Pipeline
+        from harness.models.pipeline import Pipeline
 
         _, report = Pipeline(model, batch_size=None, workers=workers).run(structures)
         rows.append(Row(label, dtype, str(device), report.batch_size, "auto-batch",

@@ -67,7 +67,7 @@ THIRD_PARTY: tuple[Quiet, ...] = (
         UserWarning,
         ".*TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD detected",
         "",
-        "set while e3nn imports (see harness.mace_adapter), which torch then reports",
+        "set while e3nn imports (see harness.models.mace), which torch then reports",
     ),
 )
 

@@ -2,7 +2,7 @@
 
 Entries are ``.npz`` files whose arrays carry a checksum of their own bytes.
 Writes go to a temporary file in the same folder and are renamed into place
-(:mod:`harness.atomic`), so a reader never sees half a file, a process killed
+(:mod:`harness.files`), so a reader never sees half a file, a process killed
 mid-write leaves no entry, and two writers at once (pytest-xdist) leave one
 complete entry. A corrupt entry is reported, removed and recomputed; a cache
 that cannot be written or read is reported once and the run computes without it.
@@ -10,6 +10,7 @@ that cannot be written or read is reported once and the run computes without it.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
 import json
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.atomic import atomic_write
+from harness.files import atomic_write
 
 CACHE_FORMAT = 1
 DEFAULT_CACHE_DIR = ".harness-cache"  # pytest (--harness-cache) and every mlff-harness command (--cache) default here
@@ -94,7 +95,7 @@ class ArrayCache:
         return arrays
 
     def store(self, kind: str, key: str, arrays: Mapping[str, np.ndarray]) -> None:
-        """Write arrays atomically (temporary file + rename; harness.atomic).
+        """Write arrays atomically (temporary file + rename; harness.files).
 
         A cache that cannot be written (read-only, full, a file where a folder
         should be) is not an error: one warning, then the run goes on uncached.
@@ -126,3 +127,13 @@ class ArrayCache:
         arrays = {name: np.asarray(value) for name, value in compute().items()}
         self.store(kind, key, arrays)
         return arrays
+
+
+def add_cache(parser: argparse.ArgumentParser) -> None:
+    """``--cache DIR``: the folder pytest's ``--harness-cache`` defaults to as well (same keys)."""
+    from harness.cache import DEFAULT_CACHE_DIR
+
+    parser.add_argument(
+        "--cache", default=DEFAULT_CACHE_DIR,
+        help=f"cache folder, shared with pytest --harness-cache (default {DEFAULT_CACHE_DIR}; '' for none)",
+    )

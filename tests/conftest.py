@@ -51,15 +51,15 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 
 def cli_subprocess(*args: str, cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess[str]:
-    """``python -m harness.cli ARGS`` in a fresh process, as a user runs it (exit code, stdout, stderr)."""
+    """``python -m harness.cli.main ARGS`` in a fresh process, as a user runs it (exit code, stdout, stderr)."""
     return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=timeout
+        [sys.executable, "-m", "harness.cli.main", *args], capture_output=True, text=True, cwd=cwd, timeout=timeout
     )
 
 
 def cli_in_process(args: Sequence[str]) -> tuple[int, str, str]:
-    """``harness.cli.main(args)`` in this process: (exit code, stdout, stderr), argparse's own exits included."""
-    from harness.cli import main
+    """``harness.cli.main.main(args)`` in this process: (exit code, stdout, stderr), argparse's own exits included."""
+    from harness.cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

@@ -37,7 +37,7 @@ def random_cells(n: int, seed: int, *, n_atoms: int = 12, box_A: float = 7.0, n_
 
 def planted_mace(seed: int = 1, factor: float = PLANT_FACTOR) -> torch.nn.Module:
     """A tiny float64 MACE (Cr, Sb, Te; scalar features) whose Cr atom dominates the energy."""
-    from harness.mace_adapter import build_tiny_mace
+    from harness.models.mace.tiny import build_tiny_mace
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

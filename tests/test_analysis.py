@@ -1,4 +1,4 @@
-"""The per-model summaries of a results document (harness.analysis) on a real tiny two-model run."""
+"""The per-model summaries of a results document (harness.reports.analysis) on a real tiny two-model run."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.analysis import suite_section
 from harness.errors import CheckError
-from harness.loader import load_suite
-from harness.report import results_document
-from harness.results_schema import schema_errors
-from harness.session import RunOptions, SuiteRun
+from harness.gate.session import RunOptions, SuiteRun
+from harness.reports.analysis import suite_section
+from harness.reports.report import results_document
+from harness.reports.results_schema import schema_errors
+from harness.suite.loader import load_suite
+
 from tiny_run import build_tiny_suite
 
 

@@ -1,7 +1,7 @@
 """The atom_error_classes check end to end: a tiny real MACE model, its error a planted Cr-Cr term.
 
 Reference labels are the tiny MACE model's own energies and forces minus an
-exact Cr-Cr pair term (harness.planted), so the model is "reference + term":
+exact Cr-Cr pair term (harness.explain.planted), so the model is "reference + term":
 the check must fail naming the Cr-Cr pair and the distance of the term. With
 labels that differ from the model by noise only, the surrogate explains
 nothing and the check's if_unexplained policy decides.
@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 from ase.io import write
 
-from harness.checks import run_check
-from harness.loader import load_suite
-from harness.planted import PairTerm, plant_into_labels
-from harness.schema import AtomErrorClassesCheck
-from harness.session import RunOptions, SuiteRun
+from harness.explain.planted import PairTerm, plant_into_labels
+from harness.gate.checks import run_check
+from harness.gate.session import RunOptions, SuiteRun
+from harness.suite.check_kinds import AtomErrorClassesCheck
+from harness.suite.loader import load_suite
+
 from planted import random_cells
 
 # the labels get TERM added, so the model (labels - TERM) errs by +0.2 eV * Gaussian: a repulsive bump at r0
@@ -48,8 +49,9 @@ checks:
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from harness.mace_adapter import MaceModel, build_tiny_mace, save_model
-    from harness.reference import sha256_file
+    from harness.files import sha256_file
+    from harness.models.mace.model import MaceModel, save_model
+    from harness.models.mace.tiny import build_tiny_mace
 
     root = tmp_path_factory.mktemp("atoms")
     with warnings.catch_warnings():
@@ -115,7 +117,7 @@ checks:
 
 
 def test_pair_force_bias_names_pair_distance_and_sense(tiny: Path) -> None:
-    from harness.reference import sha256_file
+    from harness.files import sha256_file
 
     # the model errs by a bump +0.2 eV * Gaussian at r0 = 3.5 A: below r0 its energy rises with r, so it
     # pulls Cr-Cr pairs together (too attractive, c > 0); beyond r0 it pushes them apart (c < 0)
@@ -151,7 +153,8 @@ def test_atom_error_classes_settings_are_validated(body: dict, message: str) -> 
 def test_pair_shell_settings_are_validated() -> None:
     from pydantic import ValidationError
 
-    from harness.schema import PairForceBiasCheck, PairShells
+    from harness.suite.check_kinds import PairForceBiasCheck
+    from harness.suite.schema import PairShells
 
     with pytest.raises(ValidationError, match="whole number of shells"):
         PairShells(r_min_A=2.0, r_max_A=6.1, shell_width_A=0.25)

@@ -1,6 +1,6 @@
 """Known answers of the per-atom 'what' level: a planted pair term must be named, pair and distance.
 
-The model's error is made an exact analytic pair term (harness.planted):
+The model's error is made an exact analytic pair term (harness.explain.planted):
 "reference labels + term" is the model's prediction, the reference the labels,
 so each atom's force error is the term's force on it (plus a weaker distractor
 term and noise where said). The per-atom surrogate on pair shells must name
@@ -21,11 +21,16 @@ import pytest
 from ase import Atoms
 from ase.io import read
 
-from harness.atom_explain import AtomExplanation, explain_atoms, stratified_atoms
-from harness.grouping import grouped_importance, pair_key
-from harness.pair_shells import PairShellSettings, pair_shell_feature_names, pair_shell_features, parse_pair_shell_name
-from harness.planted import PairTerm
-from harness.surrogate import SurrogateSettings
+from harness.explain.atom_explain import AtomExplanation, explain_atoms, stratified_atoms
+from harness.explain.grouping import grouped_importance, pair_key
+from harness.explain.pair_shells import (
+    PairShellSettings,
+    pair_shell_feature_names,
+    pair_shell_features,
+    parse_pair_shell_name,
+)
+from harness.explain.planted import PairTerm
+from harness.explain.surrogate import SurrogateSettings
 
 TEST_SET = Path(__file__).resolve().parents[1] / "reference_data" / "cr_sb2te3" / "test.extxyz.gz"
 CU_AU_TEST_SET = Path(__file__).resolve().parents[1] / "reference_data" / "cu_au" / "test.extxyz.gz"

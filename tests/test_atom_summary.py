@@ -1,4 +1,4 @@
-"""The per-atom ranking in `mlff-harness measure` and in the HTML report (harness.atom_summary).
+"""The per-atom ranking in `mlff-harness measure` and in the HTML report (harness.reports.atom_summary).
 
 The tiny real case of tests/test_atom_check.py: a tiny random MACE model whose
 reference labels carry an exact Cr-Cr pair term (r0 = 3.5 A), so the model's
@@ -14,16 +14,16 @@ import json
 from pathlib import Path
 
 import pytest
-
-from harness.analysis import suite_section
-from harness.checks import run_check
-from harness.compare import measure_models
-from harness.html_report import render_html
-from harness.loader import load_suite
-from harness.report import results_document
-from harness.results_schema import validate_results
-from harness.session import RunOptions, SuiteRun
 from test_atom_check import TERM, tiny  # noqa: F401  (the module-scoped fixture)
+
+from harness.gate.checks import run_check
+from harness.gate.session import RunOptions, SuiteRun
+from harness.reports.analysis import suite_section
+from harness.reports.html_report import render_html
+from harness.reports.measure import measure_models
+from harness.reports.report import results_document
+from harness.reports.results_schema import validate_results
+from harness.suite.loader import load_suite
 
 # no atom_error_classes check and no descriptor.pair_shells: measure falls back on the schema's defaults
 BARE_SUITE = """\
@@ -45,7 +45,7 @@ def _run(root: Path, name: str) -> SuiteRun:
 
 
 def _bare(root: Path, extra: str = "") -> SuiteRun:
-    from harness.reference import sha256_file
+    from harness.files import sha256_file
 
     path = root / f"bare{len(extra)}.suite.yaml"
     path.write_text(BARE_SUITE.format(extra=extra, sha=sha256_file(root / "a.model")))
@@ -112,7 +112,7 @@ def test_html_shows_the_class_table_and_the_coloured_structure(tiny: Path) -> No
 
 
 def test_cli_measure_no_atoms_skips_the_per_atom_fit(tiny: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
-    from harness.cli import main
+    from harness.cli.main import main
 
     bare = _bare(tiny)  # writes the suite file
     assert main(["measure", str(bare.loaded.path), "--no-atoms", "--cache", "", "--top-n", "5"]) == 0

@@ -1,4 +1,4 @@
-"""harness.atomic.atomic_path: a temporary file that counts only when its body returns (as `convert` uses it)."""
+"""harness.files.atomic_path: a temporary file that counts only when its body returns (as `convert` uses it)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.atomic import atomic_path, atomic_write_text
+from harness.files import atomic_path, atomic_write_text
 
 
 def test_the_file_replaces_the_target_only_when_the_body_returns(tmp_path: Path) -> None:

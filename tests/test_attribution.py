@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.attribution import GradCam, gradcam_raw, resolve_layer
 from harness.errors import ModelError
+from harness.models.attribution import GradCam, gradcam_raw, resolve_layer
 
 
 class Toy(torch.nn.Module):

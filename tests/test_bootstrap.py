@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.bootstrap import Interval, bootstrap, nanmean_of, ratio_of_means
 from harness.errors import CheckError
-from harness.outcome import judge
-from harness.schema import Bound, IntervalBound
+from harness.explain.bootstrap import Interval, bootstrap, nanmean_of, ratio_of_means
+from harness.gate.outcome import judge
+from harness.suite.bounds import Bound, IntervalBound
 
 
 def _mean(values: np.ndarray):

@@ -27,8 +27,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.atomic import atomic_write, atomic_write_text, output_path_problem
 from harness.cache import ArrayCache
+from harness.files import atomic_write, atomic_write_text, output_path_problem
+
 from tiny_run import build_tiny_suite
 
 pytest_plugins = ["pytester"]

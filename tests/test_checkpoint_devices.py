@@ -24,10 +24,11 @@ import pytest
 import torch
 from ase import Atoms
 
-from harness.checkpoint_io import storages_restored_on
 from harness.errors import ModelError
-from harness.mace_adapter import MaceModel, build_tiny_mace
-from harness.reference import sha256_file
+from harness.files import sha256_file
+from harness.models.checkpoint_io import storages_restored_on
+from harness.models.mace.model import MaceModel
+from harness.models.mace.tiny import build_tiny_mace
 
 ELEMENTS = ("Cr", "Sb", "Te")
 NO_CUDA = not torch.cuda.is_available()

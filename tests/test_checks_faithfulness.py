@@ -10,15 +10,16 @@ import numpy as np
 import pytest
 from ase.io import write
 
-from harness.metrics import rank_correlations
-from harness.randomise import cascade_stages, randomised_copy, redraw, structure_seed
+from harness.explain.metrics import rank_correlations
+from harness.models.randomise import cascade_stages, randomised_copy, redraw, structure_seed
+
 from planted import planted_mace, random_cells
 
 pytest_plugins = ["pytester"]
 
 
 def _scores(module, structures) -> tuple[np.ndarray, np.ndarray]:
-    from harness.mace_adapter import MaceModel
+    from harness.models.mace.model import MaceModel
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -27,7 +28,7 @@ def _scores(module, structures) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_randomised_copy_decorrelates_and_an_unrandomised_copy_gives_one() -> None:
-    from harness.mace_adapter import cascade_blocks
+    from harness.models.mace.model import cascade_blocks
 
     module = planted_mace()
     structures = random_cells(8, seed=4)
@@ -54,7 +55,7 @@ def test_cascade_stages_are_cumulative() -> None:
 def test_redraw_in_place_equals_a_fresh_copy_and_cascade_stages_share_their_draws() -> None:
     import copy
 
-    from harness.mace_adapter import cascade_blocks
+    from harness.models.mace.model import cascade_blocks
 
     module = planted_mace()
     blocks = cascade_blocks(module)
@@ -77,7 +78,7 @@ def test_redraw_in_place_equals_a_fresh_copy_and_cascade_stages_share_their_draw
 def test_a_draw_per_structure_shrinks_the_spread_over_seeds_of_the_gated_mean() -> None:
     """The reason for redraw: per_structure: with one shared draw the structure mean moves with that draw
     (the bootstrap over structures cannot see it); with a draw per structure it averages out."""
-    from harness.mace_adapter import cascade_blocks
+    from harness.models.mace.model import cascade_blocks
 
     module = planted_mace()
     structures = random_cells(12, seed=3)
@@ -106,7 +107,7 @@ def test_a_draw_per_structure_shrinks_the_spread_over_seeds_of_the_gated_mean() 
 @pytest.fixture(scope="module")
 def planted_suite_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The planted model as a checkpoint; 30 cells labelled by it with an error planted on Cr content."""
-    from harness.mace_adapter import MaceModel, save_model
+    from harness.models.mace.model import MaceModel, save_model
 
     root = tmp_path_factory.mktemp("planted")
     module = planted_mace()
@@ -164,7 +165,7 @@ checks:
 
 
 def _write(directory: Path, name: str, **fields: object) -> Path:
-    from harness.reference import sha256_file
+    from harness.files import sha256_file
 
     path = directory / name
     path.write_text(SUITE.format(sha=sha256_file(directory / "planted.model"), **fields))

@@ -196,7 +196,7 @@ def test_argument_errors_exit_2(command: list[str]) -> None:
 
 def test_every_command_is_bound_by_set_defaults_and_writes_through_dash_o() -> None:
     """argparse sub-commands name their function; every command that writes a file takes -o/--output."""
-    from harness.cli import build_parser
+    from harness.cli.main import build_parser
 
     parser = build_parser()
     (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
@@ -217,7 +217,8 @@ def test_convert_names_its_output_once(tmp_path: Path) -> None:
         code, _, err = run_cli(args)
         assert code == 2 and "give the safe checkpoint to write once" in err, err
     assert not list(tmp_path.iterdir())
-    from harness.mace_adapter import build_tiny_mace, save_model
+    from harness.models.mace.model import save_model
+    from harness.models.mace.tiny import build_tiny_mace
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -250,7 +251,7 @@ def test_subprocess_bad_inputs(bad_files: dict[str, Path], tmp_path: Path) -> No
         (["validate", str(bad_files["truncated"])], bad_files["truncated"]),
         (["report", str(bad_files["a directory"]), "-o", str(tmp_path / "r.html")], bad_files["a directory"]),
     ):
-        done = subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, timeout=120)
+        done = subprocess.run([sys.executable, "-m", "harness.cli.main", *args], capture_output=True, text=True, timeout=120)
         assert done.returncode == 2, done.stderr
         assert "Traceback" not in done.stdout + done.stderr
         assert str(bad) in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr

@@ -49,7 +49,7 @@ def test_unexpected_error_in_collection_is_one_line(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, error: BaseException
 ) -> None:
     suite = _demo(pytester)
-    monkeypatch.setattr("harness.items.load_suite", _raiser(error))
+    monkeypatch.setattr("harness.pytest_plugin.items.load_suite", _raiser(error))
     result = pytester.runpytest("-p", "no:cacheprovider", str(suite))
     assert result.ret == pytest.ExitCode.INTERRUPTED  # "1 error during collection"
     text = result.stdout.str()
@@ -64,7 +64,7 @@ def test_unexpected_error_in_a_check_fails_that_item(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, error: BaseException
 ) -> None:
     suite = _demo(pytester)
-    monkeypatch.setattr("harness.items.run_check", _raiser(error))
+    monkeypatch.setattr("harness.pytest_plugin.items.run_check", _raiser(error))
     result = pytester.runpytest("-p", "no:cacheprovider", str(suite))
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     text = result.stdout.str()
@@ -80,7 +80,7 @@ def test_harness_debug_and_full_trace_show_the_traceback(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     suite = _demo(pytester)
-    monkeypatch.setattr("harness.items.load_suite", _raiser(RuntimeError("boom in the loader")))
+    monkeypatch.setattr("harness.pytest_plugin.items.load_suite", _raiser(RuntimeError("boom in the loader")))
     for option in ("--harness-debug", "--full-trace"):
         result = pytester.runpytest("-p", "no:cacheprovider", option, str(suite))
         text = result.stdout.str()
@@ -107,8 +107,8 @@ def test_unexpected_error_in_the_summary_is_one_line(
 
     suite = _demo(pytester)
     passed = SimpleNamespace(measurements=[], status="pass", passed=True, if_unexplained=None)
-    monkeypatch.setattr("harness.items.run_check", lambda *args, **kwargs: passed)
-    monkeypatch.setattr("harness.plugin.summary_table", _raiser(RuntimeError("table broke")))
+    monkeypatch.setattr("harness.pytest_plugin.items.run_check", lambda *args, **kwargs: passed)
+    monkeypatch.setattr("harness.pytest_plugin.plugin.summary_table", _raiser(RuntimeError("table broke")))
     result = pytester.runpytest("-p", "no:cacheprovider", str(suite))
     assert result.ret == pytest.ExitCode.OK
     _assert_no_traceback(result.stdout.str())

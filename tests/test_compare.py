@@ -1,4 +1,4 @@
-"""`mlff-harness measure` (harness.compare) on a real tiny two-model run: stability fields agree with the point
+"""`mlff-harness measure` (harness.reports.measure) on a real tiny two-model run: stability fields agree with the point
 values; the CLI shares the cache pytest writes."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.compare import measure_models
-from harness.loader import load_suite
-from harness.session import RunOptions, SuiteRun
+from harness.gate.session import RunOptions, SuiteRun
+from harness.reports.measure import measure_models
+from harness.suite.loader import load_suite
 
 from tiny_run import build_tiny_suite
 
@@ -38,8 +38,8 @@ def test_cli_measure_after_a_pytest_run_reuses_its_cache(tmp_path: Path, monkeyp
     import subprocess
     import sys
 
-    from harness.cli import main
-    from harness.session import SuiteRun
+    from harness.cli.main import main
+    from harness.gate.session import SuiteRun
 
     suite = build_tiny_suite(tmp_path / "run")
     root = suite.parent

@@ -1,6 +1,6 @@
 """A check that could not run is recorded failed: the results document never says `passed: true` while pytest fails.
 
-The plugin (harness.items) and the sweep's task (harness.sweep_task) record the
+The plugin (harness.pytest_plugin.items) and the sweep's task (harness.sweep.task) record the
 same outcome: `passed: false`, status `fail`, reason `could not run: <the error
 in one line>`, each gated metric null with a reason. Real tiny MACE checkpoints
 and real extxyz (tests/tiny_run.py); the second model's checkpoint is bytes that
@@ -39,7 +39,7 @@ checks:
 @pytest.fixture(scope="module")
 def broken_other(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny suite with one accuracy check on both models; `other` (b.model) is garbage, correctly pinned."""
-    from harness.reference import sha256_file
+    from harness.files import sha256_file
 
     root = build_tiny_suite(tmp_path_factory.mktemp("could-not-run") / "suite").parent
     (root / "b.model").write_bytes(b"these bytes are no checkpoint")
@@ -54,7 +54,7 @@ def _outcomes(document: dict) -> dict[str, dict]:
 
 
 def test_a_check_that_raises_is_a_failed_outcome_in_the_results(pytester: pytest.Pytester, broken_other: Path) -> None:
-    from harness.results_schema import load_results_file
+    from harness.reports.results_schema import load_results_file
 
     results = pytester.path / "results.json"
     result = pytester.runpytest("-p", "no:cacheprovider", "--harness-no-cache", f"--harness-results={results}",
@@ -89,7 +89,7 @@ def test_an_unexpected_error_is_recorded_in_one_line(
     def raise_it(*args: object, **kwargs: object) -> None:
         raise KeyError("missing-key")
 
-    monkeypatch.setattr("harness.items.run_check", raise_it)
+    monkeypatch.setattr("harness.pytest_plugin.items.run_check", raise_it)
     results = pytester.path / "results.json"
     result = pytester.runpytest("-p", "no:cacheprovider", "--harness-no-cache", f"--harness-results={results}",
                                 str(broken_other))  # fmt: skip
@@ -101,12 +101,12 @@ def test_an_unexpected_error_is_recorded_in_one_line(
 
 
 def test_the_sweep_task_records_the_same_outcome(pytester: pytest.Pytester, broken_other: Path) -> None:
-    """harness.sweep_task writes the plugin's document (less its time stamp) and reports the task as an error,
+    """harness.sweep.task writes the plugin's document (less its time stamp) and reports the task as an error,
     with no stamp, so that a rerun tries it again."""
-    from harness.reference import sha256_file
-    from harness.results_schema import load_results_file
-    from harness.sweep_plan import is_finished, plan_sweep
-    from harness.sweep_task import gate_checkpoint
+    from harness.files import sha256_file
+    from harness.reports.results_schema import load_results_file
+    from harness.sweep.plan import is_finished, plan_sweep
+    from harness.sweep.task import gate_checkpoint
 
     candidate = broken_other.parent / "a.model"
     plugin = pytester.path / "plugin.json"

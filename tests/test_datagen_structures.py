@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from ase import Atoms
 
+
 def _generator_structures():
     """The example's generator lives in reference_data/, outside the harness package: load it by path."""
     import importlib.util

@@ -24,7 +24,8 @@ from ase.build import bulk
 from numpy.polynomial.legendre import legval
 from pydantic import ValidationError
 
-from harness.descriptors import (
+from harness.errors import CheckError, DataError
+from harness.explain.descriptors import (
     FeatureInfo,
     involves,
     make_soap,
@@ -33,8 +34,7 @@ from harness.descriptors import (
     soap_features,
     species_pairs,
 )
-from harness.errors import CheckError, DataError
-from harness.schema import Soap
+from harness.suite.schema import Soap
 
 SETTINGS = Soap(species=["Cr", "Sb", "Te"])
 NAMES = soap_feature_names(SETTINGS)

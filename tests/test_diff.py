@@ -6,10 +6,10 @@ import json
 import subprocess
 from pathlib import Path
 
-from harness.checks import CheckOutcome, Measurement
-from harness.diff import diff_results, format_rows
-from harness.report import results_document, write_json
-from harness.schema import Bound
+from harness.gate.checks import CheckOutcome, Measurement
+from harness.reports.compare import diff_results, format_rows
+from harness.reports.report import results_document, write_json
+from harness.suite.bounds import Bound
 
 from conftest import cli_subprocess
 

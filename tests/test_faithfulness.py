@@ -8,9 +8,9 @@ import warnings
 import numpy as np
 import pytest
 
-from harness.bootstrap import bootstrap
 from harness.errors import CheckError
-from harness.faithfulness import (
+from harness.explain.bootstrap import bootstrap
+from harness.explain.faithfulness import (
     attribution_order,
     perturbation_energies,
     perturbed_copies,
@@ -18,6 +18,7 @@ from harness.faithfulness import (
     r2_score,
     surrogate_ablation,
 )
+
 from planted import planted_mace, random_cells
 
 # This module imports shap (and with it numba) into the test process. In-process pytester runs of
@@ -29,7 +30,7 @@ importlib.import_module("dscribe.descriptors")
 
 @pytest.fixture(scope="module")
 def planted():
-    from harness.mace_adapter import MaceModel
+    from harness.models.mace.model import MaceModel
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

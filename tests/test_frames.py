@@ -1,4 +1,4 @@
-"""harness.frames: an extxyz file parsed once, from memory, cached as arrays by its sha256."""
+"""harness.data.frames: an extxyz file parsed once, from memory, cached as arrays by its sha256."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read, write
 
-from harness import frames
 from harness.cache import ArrayCache
-from harness.reference import load_reference
+from harness.data import frames
+from harness.data.reference import load_reference
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "reference_data" / "cr_sb2te3" / "test.extxyz.gz"

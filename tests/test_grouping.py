@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.atom_explain import force_error_norm, stratified_atoms
 from harness.errors import CheckError, DataError
-from harness.grouping import class_of, feature_classes, grouped_importance, shell_range_of_pair
-from harness.surrogate import ErrorSurrogate, SurrogateSettings
+from harness.explain.atom_explain import force_error_norm, stratified_atoms
+from harness.explain.grouping import class_of, feature_classes, grouped_importance, shell_range_of_pair
+from harness.explain.surrogate import ErrorSurrogate, SurrogateSettings
 
 
 def test_class_keys_of_pair_shell_and_soap_names() -> None:
@@ -79,7 +79,7 @@ def test_force_error_norm() -> None:
 
 
 def test_grouped_folds_keep_each_structure_in_one_fold() -> None:
-    from harness.surrogate import _group_folds
+    from harness.explain.surrogate import _group_folds
 
     groups = np.repeat(np.arange(12), 5)
     folds = _group_folds(groups, len(groups), 4, seed=0)

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.checks import CheckOutcome, Measurement
-from harness.cli import main
+from harness.cli.main import main
 from harness.errors import DataError
-from harness.history import UNGATED, format_history, load_history, metric_series, write_history_plots
-from harness.report import results_document, write_json
-from harness.schema import Bound
+from harness.gate.checks import CheckOutcome, Measurement
+from harness.reports.history import UNGATED, format_history, load_history, metric_series, write_history_plots
+from harness.reports.report import results_document, write_json
+from harness.suite.bounds import Bound
 
 from conftest import png_size
 

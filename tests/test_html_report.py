@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 
-from harness.cli import main
-from harness.html_report import RUN_SECTIONS, SUITE_SECTIONS, render_html
+from harness.cli.main import main
+from harness.reports.html_report import RUN_SECTIONS, SUITE_SECTIONS, render_html
+
 from conftest import png_size
 from tiny_run import PluginRun, plugin_run
 

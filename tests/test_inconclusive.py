@@ -16,13 +16,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.baseline import write_baseline
-from harness.loader import load_suite
-from harness.outcome import CheckOutcome, Measurement
-from harness.report import summary_table
-from harness.results_schema import validate_results
-from harness.schema import IF_UNEXPLAINED_DEFAULT, Bound, ShapClassesCheck
-from harness.session import RunOptions, SuiteRun
+from harness.gate.baseline import write_baseline
+from harness.gate.outcome import CheckOutcome, Measurement
+from harness.gate.session import RunOptions, SuiteRun
+from harness.reports.report import summary_table
+from harness.reports.results_schema import validate_results
+from harness.suite.bounds import Bound
+from harness.suite.check_kinds import IF_UNEXPLAINED_DEFAULT, ShapClassesCheck
+from harness.suite.loader import load_suite
+
 from tiny_cases import cells, run_cli, write_models, write_structures
 
 SUITE = """\
@@ -175,12 +177,12 @@ def test_compare_and_history_read_the_new_status(plugin: dict[str, object], tmp_
     before, after = tmp_path / "history" / "a.json", tmp_path / "history" / "b.json"
     before.write_text(json.dumps(old))
     after.write_text(json.dumps(new))
-    compared = run_cli("harness.cli", "compare", str(before), str(after), cwd=tmp_path)
+    compared = run_cli("harness.cli.main", "compare", str(before), str(after), cwd=tmp_path)
     assert compared.returncode == 0, compared.stderr  # nothing flipped to fail (policy-fail failed in both)
     assert "Traceback" not in compared.stdout + compared.stderr
     row = next(line for line in compared.stdout.splitlines() if "policy-pass" in line and "surrogate_cv_r2" in line)
     assert "pass -> inconclusive" in row and "now inconclusive" in row
-    history = run_cli("harness.cli", "history", str(tmp_path / "history"), cwd=tmp_path)
+    history = run_cli("harness.cli.main", "history", str(tmp_path / "history"), cwd=tmp_path)
     assert history.returncode in (0, 1) and "Traceback" not in history.stdout + history.stderr
     line = next(line for line in history.stdout.splitlines() if line.startswith("check 'policy-pass'"))
     assert "passed at every checkpoint (inconclusive at step 2)" in line  # step 1 predates `status`

@@ -22,13 +22,13 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read, write
 
-from harness.calibrate import Calibration, Row, Value, _propose_all, propose
-from harness.cli import main
+from harness.cli.main import main
 from harness.errors import DataError, SuiteError
-from harness.init_suite import PLACEHOLDER, detect_keys, init_suite, suite_stem
-from harness.loader import load_suite
-from harness.reference import sha256_file
-from harness.schema import Bound
+from harness.files import sha256_file
+from harness.own_system.calibrate import Calibration, Row, Value, _propose_all, propose
+from harness.own_system.init_suite import PLACEHOLDER, detect_keys, init_suite, suite_stem
+from harness.suite.bounds import Bound
+from harness.suite.loader import load_suite
 
 from tiny_run import build_tiny_suite
 
@@ -37,8 +37,8 @@ from tiny_run import build_tiny_suite
 def system(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
 
-    from harness.mace_adapter import MaceModel, cascade_blocks, save_model
-    from harness.randomise import randomised_copy
+    from harness.models.mace.model import MaceModel, cascade_blocks, save_model
+    from harness.models.randomise import randomised_copy
 
     root = tmp_path_factory.mktemp("own-system")
     build_tiny_suite(root)
@@ -237,8 +237,8 @@ def test_calibrate_separates_good_from_randomised(system: Path, capsys: pytest.C
     assert main(_calibrate_args(system, suite, "a_randomised.model", "b.model")) == 0
     again = json.loads((out / "structures.calibration.json").read_text())
     assert [m["proposed"] for m in again["metrics"]] == [m["proposed"] for m in record["metrics"]]
-    from harness.checks import run_check
-    from harness.session import RunOptions, SuiteRun
+    from harness.gate.checks import run_check
+    from harness.gate.session import RunOptions, SuiteRun
 
     for model, passes in (("a.model", True), ("a_randomised.model", False)):
         path = system / model
@@ -290,8 +290,8 @@ def test_measure_takes_focus_elements_from_the_command_line(system: Path, tmp_pa
 
 def test_write_suite_rewrites_each_bound_in_place(tmp_path: Path) -> None:
     """Two elements' bounds on one line, an interval bound's extra keys and tiny numbers survive the rewrite."""
-    from harness.calibrate import Proposal
-    from harness.calibration_report import write_suite
+    from harness.own_system.calibrate import Proposal
+    from harness.own_system.calibration_report import write_suite
 
     (tmp_path / "s.extxyz").write_text("")
     (tmp_path / "m.model").write_text("")
@@ -335,7 +335,7 @@ def test_the_three_commands_of_the_readme(system: Path, tmp_path: Path) -> None:
 
     out = tmp_path / "suites" / "mine"
     done = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "init", "--structures", str(system / "structures.extxyz"),
+        [sys.executable, "-m", "harness.cli.main", "init", "--structures", str(system / "structures.extxyz"),
          "--checkpoint", str(system / "a.model"), "--focus", "Cr", "--out", str(out), "--name", "mine"],
         capture_output=True, text=True, timeout=300,
     )

@@ -15,10 +15,11 @@ from ase import Atoms
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.descriptors import soap_features
-from harness.mace_adapter import MaceModel, build_tiny_mace
-from harness.metrics import per_element_mean
-from harness.schema import Soap
+from harness.explain.descriptors import soap_features
+from harness.explain.metrics import per_element_mean
+from harness.models.mace.model import MaceModel
+from harness.models.mace.tiny import build_tiny_mace
+from harness.suite.schema import Soap
 
 SOAP = Soap(species=["Cr", "Sb", "Te"], r_cut_A=4.0, n_max=3, l_max=3)
 SYMBOLS = ["Cr", "Sb", "Sb", "Te", "Te", "Te", "Cr", "Sb"]
@@ -146,7 +147,7 @@ def test_lattice_wrapping(model: MaceModel, seed: int, images: np.ndarray) -> No
 
 def test_soap_of_positions_outside_the_cell() -> None:
     # dscribe's periodic SOAP alone is wrong here (max difference 20.9 on vectors
-    # of size 30); harness.descriptors wraps a copy first
+    # of size 30); harness.explain.descriptors wraps a copy first
     atoms = _structure(0)
     images = np.array([[1, 0, 0], [0, -1, 0], [0, 0, 2], [0, 0, 0], [-2, 1, 0], [0, 0, 0], [1, 1, 1], [0, 0, -1]])
     _assert_same_soap(atoms, _wrapped(atoms, images))

@@ -26,9 +26,9 @@ import numpy as np
 import pytest
 from ase.io import read
 
-from harness.descriptors import involves, parse_feature_name, soap_feature_names, soap_features
-from harness.schema import Soap
-from harness.surrogate import ErrorSurrogate, SurrogateSettings
+from harness.explain.descriptors import involves, parse_feature_name, soap_feature_names, soap_features
+from harness.explain.surrogate import ErrorSurrogate, SurrogateSettings
+from harness.suite.schema import Soap
 
 TEST_SET = Path(__file__).resolve().parents[1] / "reference_data" / "cr_sb2te3" / "test.extxyz.gz"
 CUTOFF_A = 12.0

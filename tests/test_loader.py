@@ -22,8 +22,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from harness.errors import SuiteError
-from harness.loader import LoadedSuite, load_suite, parse_yaml
-from harness.schema import _CHECK_MODELS, CHECK_KINDS, MODEL_NAME_RE, Suite, json_schema
+from harness.suite.bounds import MODEL_NAME_RE
+from harness.suite.loader import LoadedSuite, load_suite, parse_yaml
+from harness.suite.schema import _CHECK_MODELS, CHECK_KINDS, Suite, json_schema
 
 MALFORMED = Path(__file__).parent / "malformed"
 
@@ -143,8 +144,6 @@ def test_malformed_file(name: str) -> None:
 # --------------------------------------------------------------------------- valid suites
 
 from demo_suite import DEMO  # noqa: E402  (shared with the other suite tests)
-
-
 from demo_suite import write_placeholders as _placeholders  # noqa: E402
 
 

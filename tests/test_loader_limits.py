@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from demo_suite import DEMO, write_placeholders
-from harness import loader
 from harness.errors import SuiteError
-from harness.loader import MAX_DEPTH, MAX_NODES, MAX_SUITE_BYTES, load_suite
+from harness.suite import loader
+from harness.suite.loader import MAX_DEPTH, MAX_NODES, MAX_SUITE_BYTES, load_suite
+
+from demo_suite import DEMO, write_placeholders
 
 
 def alias_bomb(levels: int = 9, width: int = 9) -> str:

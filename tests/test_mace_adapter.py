@@ -11,11 +11,12 @@ import torch
 from ase import Atoms
 from ase.build import bulk
 
-from harness import mace_adapter
 from harness.errors import ModelError
-from harness.mace_adapter import MaceModel, batch_groups, build_tiny_mace, save_model
-from harness.reference import sha256_file as file_sha256
+from harness.files import sha256_file as file_sha256
 from harness.models import Model, ModelOutputs
+from harness.models.mace import _imports as mace_imports
+from harness.models.mace.model import MaceModel, batch_groups, save_model
+from harness.models.mace.tiny import build_tiny_mace
 
 ELEMENTS = ("Cr", "Sb", "Te")
 ENV_KEY = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"
@@ -241,7 +242,7 @@ def test_env_var_unchanged_by_load(saved: Path, before: str | None) -> None:
         else:
             os.environ[ENV_KEY] = before
         MaceModel.load(saved)
-        mace_adapter._mace()
+        mace_imports._mace()
         assert os.environ.get(ENV_KEY) == before
     finally:
         if saved_env is None:

@@ -1,4 +1,4 @@
-"""Known-answer tests for harness.metrics (pure functions on arrays)."""
+"""Known-answer tests for harness.explain.metrics (pure functions on arrays)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from harness import metrics
 from harness.errors import CheckError
+from harness.explain import metrics
 
 FINITE = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
 
@@ -312,7 +312,7 @@ def test_spearman_invariant_under_monotone_transform(a: np.ndarray, b: np.ndarra
 
 
 def test_share_with_radial_counts_n_or_n_prime() -> None:
-    from harness.metrics import share_with_radial
+    from harness.explain.metrics import share_with_radial
 
     names = ["Cr-Cr_n13_l3", "Sb-Te_n22_l1", "Te-Te_n44_l0", "Cr-Te_n41_l2"]
     assert share_with_radial(names, [1]) == pytest.approx(0.5)  # n13 and n41
@@ -324,7 +324,7 @@ def test_share_with_radial_counts_n_or_n_prime() -> None:
 
 
 def test_force_errors_by_element_known_answer() -> None:
-    from harness.metrics import force_errors_by_element
+    from harness.explain.metrics import force_errors_by_element
 
     symbols = np.array(["Cr", "Te", "Te"])
     ref = np.zeros((3, 3))
@@ -339,7 +339,7 @@ def test_force_errors_by_element_known_answer() -> None:
 
 
 def test_accuracy_by_group_equals_accuracy_of_each_subset() -> None:
-    from harness.metrics import accuracy_by_group
+    from harness.explain.metrics import accuracy_by_group
 
     n_atoms = np.array([2, 3, 2])
     e_ref = np.zeros(3)
@@ -358,7 +358,7 @@ def test_accuracy_by_group_equals_accuracy_of_each_subset() -> None:
 
 
 def test_rank_correlations_per_structure() -> None:
-    from harness.metrics import rank_correlations
+    from harness.explain.metrics import rank_correlations
 
     a = np.array([1.0, 2.0, 3.0, 1.0, 2.0, 3.0, 5.0, 5.0])
     b = np.array([1.0, 2.0, 3.0, 3.0, 2.0, 1.0, 1.0, 2.0])

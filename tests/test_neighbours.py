@@ -1,4 +1,4 @@
-"""harness.neighbours: the same edges as MACE's own (matscipy) neighbour list, for every backend."""
+"""harness.models.neighbours: the same edges as MACE's own (matscipy) neighbour list, for every backend."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from ase.build import bulk, molecule
 from ase.io import read
 
 from harness.errors import DataError
-from harness.mace_adapter import MaceModel, build_tiny_mace
-from harness.neighbours import available_backends, neighbour_list, resolve_backend
+from harness.models.mace.model import MaceModel
+from harness.models.mace.tiny import build_tiny_mace
+from harness.models.neighbours import available_backends, neighbour_list, resolve_backend
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_SET = ROOT / "reference_data" / "cr_sb2te3" / "test.extxyz.gz"
@@ -140,7 +141,7 @@ def test_validation_errors() -> None:
 
 
 def test_edge_order_key_and_lexsort_fallback_agree() -> None:
-    from harness.neighbours import _edge_order
+    from harness.models.neighbours import _edge_order
 
     rng = np.random.default_rng(0)
     i, j = rng.integers(0, 50, 400), rng.integers(0, 50, 400)

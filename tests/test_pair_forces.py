@@ -9,8 +9,8 @@ import pytest
 from ase import Atoms
 from ase.io import read
 
-from harness.pair_forces import central_force_errors, shell_profile
-from harness.planted import PairTerm
+from harness.explain.pair_forces import central_force_errors, shell_profile
+from harness.explain.planted import PairTerm
 
 TERM = PairTerm("Cr", "Cr", eps_eV=0.2, r0_A=3.5, sigma_A=0.4)
 TEST_SET = Path(__file__).resolve().parents[1] / "reference_data" / "cr_sb2te3" / "test.extxyz.gz"

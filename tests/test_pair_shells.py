@@ -7,7 +7,7 @@ import pytest
 from ase import Atoms
 
 from harness.errors import CheckError, DataError
-from harness.pair_shells import (
+from harness.explain.pair_shells import (
     PairShellSettings,
     pair_shell_feature_names,
     pair_shell_features,

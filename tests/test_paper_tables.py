@@ -1,11 +1,11 @@
-"""The paper's comparison tables (harness.paper_tables): overlaps and normalisation with known answers."""
+"""The paper's comparison tables (harness.reports.paper_tables): overlaps and normalisation with known answers."""
 
 from __future__ import annotations
 
 import pytest
 
 from harness.errors import DataError
-from harness.paper_tables import analysis_markdown, k_way_overlaps
+from harness.reports.paper_tables import analysis_markdown, k_way_overlaps
 
 
 def _model(max_score: float, cr: float, top: list[str]) -> dict:

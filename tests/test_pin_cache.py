@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from harness.errors import ModelError
-from harness.loader import load_suite
-from harness.reference import sha256_file
-from harness.session import RunOptions, SuiteRun
+from harness.files import sha256_file
+from harness.gate.session import RunOptions, SuiteRun
+from harness.suite.loader import load_suite
 
 sys.path.insert(0, str(Path(__file__).parent))
 from tiny_run import build_tiny_suite  # noqa: E402

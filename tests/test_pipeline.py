@@ -1,4 +1,4 @@
-"""harness.batching + harness.pipeline: the overlapped pipeline gives MaceModel.evaluate's results."""
+"""harness.models.batching + harness.models.pipeline: the overlapped pipeline gives MaceModel.evaluate's results."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from ase import Atoms
 from ase.build import bulk
 from ase.io import read
 
-from harness.batching import GraphSpec, chunks, prepare_batch
 from harness.errors import ModelError
-from harness.mace_adapter import MaceModel, build_tiny_mace
-from harness.pipeline import (
+from harness.models.batching import GraphSpec, chunks, prepare_batch
+from harness.models.mace.model import MaceModel
+from harness.models.mace.tiny import build_tiny_mace
+from harness.models.pipeline import (
     CPU_BATCH_SIZE,
     Pipeline,
     auto_batch_size,

@@ -7,7 +7,7 @@ import pytest
 from ase import Atoms
 
 from harness.errors import DataError
-from harness.planted import PairTerm, plant_into_labels, plant_into_outputs
+from harness.explain.planted import PairTerm, plant_into_labels, plant_into_outputs
 
 TERM = PairTerm("Cr", "Te", eps_eV=0.2, r0_A=3.0, sigma_A=0.4)
 

@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def tiny_suite_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random MACE checkpoint, structures labelled by it (plus noise), and a suite."""
-    from harness.mace_adapter import MaceModel, build_tiny_mace, save_model
+    from harness.models.mace.model import MaceModel, save_model
+    from harness.models.mace.tiny import build_tiny_mace
 
     root = tmp_path_factory.mktemp("tiny")
     with warnings.catch_warnings():
@@ -54,7 +55,7 @@ checks:
 
 
 def _write_suite(directory: Path, text: str, name: str = "tiny.suite.yaml") -> Path:
-    from harness.reference import sha256_file
+    from harness.files import sha256_file
 
     text = text.replace("{sha}", sha256_file(directory / "tiny.model"))
     path = directory / name
@@ -102,7 +103,7 @@ def test_malformed_suite_is_a_collection_error(pytester: pytest.Pytester, tiny_s
 
 
 def test_candidate_override_needs_a_pin(pytester: pytest.Pytester, tiny_suite_dir: Path) -> None:
-    from harness.reference import sha256_file
+    from harness.files import sha256_file
 
     _write_suite(tiny_suite_dir, SUITE.format(e_max=50, sha="{sha}"), name="override.suite.yaml")
     model = tiny_suite_dir / "tiny.model"
@@ -152,7 +153,7 @@ def _absolute_suite(tiny_suite_dir: Path) -> str:
 
 
 def _sha(path: Path) -> str:
-    from harness.reference import sha256_file
+    from harness.files import sha256_file
 
     return sha256_file(path)
 

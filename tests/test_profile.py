@@ -51,8 +51,8 @@ def test_no_collector_no_cost_and_out_of_order_is_an_error() -> None:
 def test_soap_workers_give_identical_vectors() -> None:
     from ase.build import bulk
 
-    from harness.descriptors import soap_features
-    from harness.schema import Soap
+    from harness.explain.descriptors import soap_features
+    from harness.suite.schema import Soap
 
     structures = []
     for seed in range(6):
@@ -66,7 +66,7 @@ def test_soap_workers_give_identical_vectors() -> None:
 def test_soap_workers_only_for_large_sets_on_four_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
-    from harness.session import _soap_jobs
+    from harness.gate.session import _soap_jobs
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(2)), raising=False)
     assert _soap_jobs(300) == 1

@@ -75,9 +75,9 @@ def test_bar_draws_on_a_terminal_unless_disabled(terminal: tuple[TextIO, int]) -
 
 
 def test_soap_and_surrogate_report_progress_on_a_terminal(terminal: tuple[TextIO, int]) -> None:
-    from harness.descriptors import soap_features
-    from harness.schema import Soap
-    from harness.surrogate import ErrorSurrogate, SurrogateSettings
+    from harness.explain.descriptors import soap_features
+    from harness.explain.surrogate import ErrorSurrogate, SurrogateSettings
+    from harness.suite.schema import Soap
 
     stream, master = terminal
     structures = []

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness._warnings import THIRD_PARTY, ini_filter_lines, quiet_third_party
+
 from tiny_run import build_tiny_suite
 
 pytest_plugins = ["pytester"]
@@ -54,7 +55,7 @@ def test_listed_warning_hidden_only_from_its_library(quiet) -> None:  # type: ig
     message, module = EXAMPLES[quiet.message]
     assert not _shown(message, quiet.category, module)
     if quiet.module:  # the same text from our own code still shows
-        assert _shown(message, quiet.category, "harness.descriptors")
+        assert _shown(message, quiet.category, "harness.explain.descriptors")
     assert _shown("something else entirely", quiet.category, module)
 
 

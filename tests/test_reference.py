@@ -1,4 +1,4 @@
-"""Tests of harness.reference on small extxyz files written by ase."""
+"""Tests of harness.data.reference on small extxyz files written by ase."""
 
 from __future__ import annotations
 
@@ -11,8 +11,11 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read, write
 
+from harness.data.reference import ReferenceSet, load_reference
 from harness.errors import DataError
-from harness.reference import ReferenceSet, load_reference, sha256_file, write_scores_extxyz
+from harness.files import sha256_file
+from harness.reports.export import write_scores_extxyz
+
 
 def close(actual: object, desired: object, atol: float = 1e-7) -> None:
     """extxyz stores 8 decimals."""
@@ -348,7 +351,7 @@ def test_direct_overlap_search_finds_what_ase_finds(pbc: bool) -> None:
     """The numpy minimum-image search against ASE's neighbour list, on skewed cells with planted close pairs."""
     from ase.neighborlist import neighbor_list
 
-    from harness.reference import MIN_DISTANCE_A, _close_pairs_direct
+    from harness.data.reference import MIN_DISTANCE_A, _close_pairs_direct
 
     rng = np.random.default_rng(3)
     for trial in range(20):

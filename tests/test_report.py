@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from harness import __version__
-from harness.checks import CheckOutcome, Measurement
-from harness.report import RESULTS_FORMAT, results_document, summary_table, write_json
-from harness.schema import Bound
+from harness.gate.checks import CheckOutcome, Measurement
+from harness.reports.report import RESULTS_FORMAT, results_document, summary_table, write_json
+from harness.suite.bounds import Bound
 
 WHEN = datetime(2024, 5, 1, 12, 30, 0, tzinfo=timezone.utc)
 

@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 from ase.io import read
 
-from harness.cli import main
+from harness.cli.main import main
 from harness.errors import DataError
-from harness.reference import sha256_file
-from harness.results_schema import load_results_file, results_json_schema, schema_errors, validate_results
+from harness.files import sha256_file
+from harness.reports.results_schema import load_results_file, results_json_schema, schema_errors, validate_results
+
 from tiny_run import PluginRun, plugin_run
 
 

@@ -14,18 +14,13 @@ import pytest
 import torch
 from ase import Atoms
 
-from harness.cli import main
+from harness.cli.main import main
 from harness.errors import ModelError
-from harness.mace_adapter import (
-    MaceModel,
-    build_from_architecture,
-    build_tiny_mace,
-    describe_architecture,
-    save_model,
-    save_safe_model,
-)
-from harness.reference import sha256_file
-from harness.safe_checkpoint import (
+from harness.files import sha256_file
+from harness.models.mace.architecture import build_from_architecture, describe_architecture, save_safe_model
+from harness.models.mace.model import MaceModel, save_model
+from harness.models.mace.tiny import build_tiny_mace
+from harness.models.safe_checkpoint import (
     FORMAT_NAME,
     read_safe_checkpoint,
     validate_architecture,

@@ -13,9 +13,11 @@ import jsonschema
 import pytest
 import yaml
 
-from harness import schema as schema_module
-from harness.loader import load_suite, parse_yaml
-from harness.schema import AccuracyCheck, Bound, IntervalBound, Strict, json_schema
+from harness.suite import schema as schema_module
+from harness.suite.bounds import Bound, IntervalBound, Strict
+from harness.suite.check_kinds import AccuracyCheck
+from harness.suite.loader import load_suite, parse_yaml
+from harness.suite.schema import json_schema
 
 REPO = Path(__file__).resolve().parent.parent
 SUITES = sorted((REPO / "suites").glob("**/*.suite.yaml"))

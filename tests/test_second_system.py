@@ -2,7 +2,7 @@
 
 Unit part (seconds): the generator's planted pair term is exact (forces = -grad E
 by finite differences, periodic images included) and agrees with the harness's
-own independent implementation (harness.planted); the shipped data match their
+own independent implementation (harness.explain.planted); the shipped data match their
 provenance and keep every trajectory in one split.
 
 Gate part (real models, real data, one subprocess per run as in CI, one shared
@@ -25,8 +25,8 @@ from ase import Atoms
 from ase.build import bulk
 from ase.io import read
 
-from harness.planted import PairTerm
-from harness.reference import sha256_file
+from harness.explain.planted import PairTerm
+from harness.files import sha256_file
 
 pytest_plugins = ["pytester"]
 
@@ -228,7 +228,7 @@ def test_calibrate_reproduces_the_shipped_thresholds(cache: Path, tmp_path: Path
     outputs are not computed again. pair-error-classes is not in calibration.yaml:
     its bound is set by hand (no good model is judged on it; CALIBRATION.md).
     """
-    from harness.cli import main
+    from harness.cli.main import main
 
     args = ["calibrate", str(SUITES / "calibration.yaml"), "--margin", "0.5", "--cache", str(cache),
             "--good", str(CHECKPOINTS / "good_gpu.model.gz"), "-o", str(tmp_path / "table.md")]

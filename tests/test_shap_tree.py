@@ -1,4 +1,4 @@
-"""harness.shap_tree: the same TreeSHAP values as shap.TreeExplainer, without touching transformers."""
+"""harness.explain.shap_tree: the same TreeSHAP values as shap.TreeExplainer, without touching transformers."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import shap
 from sklearn.ensemble import GradientBoostingRegressor
 
-from harness.shap_tree import tree_explainer
+from harness.explain.shap_tree import tree_explainer
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +72,7 @@ def test_an_already_imported_lazy_transformers_is_not_touched(
 def test_shap_keeps_its_own_checks_afterwards() -> None:
     from shap.explainers import _explainer
 
-    from harness.shap_tree import _no_transformers_questions
+    from harness.explain.shap_tree import _no_transformers_questions
 
     before = (_explainer.is_transformers_lm, _explainer.safe_isinstance)
     with _no_transformers_questions():

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.html_report import RUN_SECTIONS, SUITE_SECTIONS
-from harness.reference import sha256_file
-from harness.results_schema import validate_results
+from harness.files import sha256_file
+from harness.reports.html_report import RUN_SECTIONS, SUITE_SECTIONS
+from harness.reports.results_schema import validate_results
 
 pytest_plugins = ["pytester"]
 
@@ -94,7 +94,7 @@ def test_main_job_passes_the_release_candidate(main_job: MainJob) -> None:
     """`pytest suites/cr_sb2te3`: the release gate and the sanity suite on FT-MultiT, with the reports."""
     doc, html = main_job.doc, main_job.html
     assert main_job.returncode == 0
-    from harness.loader import load_suite
+    from harness.suite.loader import load_suite
 
     checks = sum(len(load_suite(p).suite.checks) for p in sorted(SUITES.glob("*.suite.yaml")))  # one model each
     main_job.stdout.re_match_lines([rf"=+ {checks} passed.* in .*"])  # gate: 5 checks; sanity: 2

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from ase import Atoms
 
-from harness.descriptors import make_soap, soap_feature_names
-from harness.schema import Soap
-from harness.soap_radial import channel_response, describe_feature_distance, gto_functions, radial_channels
+from harness.explain.descriptors import make_soap, soap_feature_names
+from harness.explain.soap_radial import channel_response, describe_feature_distance, gto_functions, radial_channels
+from harness.suite.schema import Soap
 
 
 def test_basis_is_orthonormal_with_r_squared_weight() -> None:

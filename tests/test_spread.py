@@ -1,4 +1,4 @@
-"""harness.spread: gated values across seeds, precision and runs; margins and fragile flags."""
+"""harness.reports.spread: gated values across seeds, precision and runs; margins and fragile flags."""
 
 from __future__ import annotations
 
@@ -8,18 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
-from harness.loader import load_suite
-from harness.spread import (
+from harness.cli.main import main
+from harness.gate.outcome import is_fragile, margin
+from harness.reports.spread import (
     Gated,
     default_variants,
-    is_fragile,
-    margin,
     measure_spread,
     spread_document,
     spread_markdown,
     with_seed,
 )
+from harness.suite.loader import load_suite
 
 
 def test_margin_is_signed_distance_to_the_nearest_end() -> None:
@@ -46,8 +45,8 @@ def test_fragile_when_the_margin_is_within_three_spreads() -> None:
 
 
 def test_is_fragile_reads_the_spread_a_bound_records() -> None:
-    from harness.outcome import Measurement
-    from harness.schema import Bound
+    from harness.gate.outcome import Measurement
+    from harness.suite.bounds import Bound
 
     bound = Bound(min=0.7, spread=0.01)
     assert is_fragile(Measurement("surrogate_cv_r2", 0.72, bound, True))  # margin 0.02 < 0.03
@@ -100,15 +99,15 @@ def test_cli_spread_adds_a_results_file_and_writes_json(
     suite = root / "suite" / "tiny.suite.yaml"
     results = root / "run.json"
     # the plugin's results document, built in process from the same checks
-    from harness.checks import run_check
-    from harness.report import results_document, write_json
-    from harness.session import RunOptions, SuiteRun
+    from harness.gate.checks import run_check
+    from harness.gate.session import RunOptions, SuiteRun
+    from harness.reports.report import results_document, write_json
 
     loaded = load_suite(suite)
     run = SuiteRun(loaded, RunOptions(cache_dir=root / "cache", progress=False))
     outcomes = [run_check(c, m, run, line=loaded.check_line(i))
                 for i, c in enumerate(loaded.suite.checks) for m in loaded.suite.models_for(c)]
-    from harness.analysis import suite_section
+    from harness.reports.analysis import suite_section
 
     write_json(results, results_document([suite_section(run, explain="computed")], outcomes))
     out = root / "spread.json"
@@ -131,11 +130,11 @@ def test_cli_spread_refuses_bad_input(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_report_table_json_and_html_flag_a_fragile_pass() -> None:
-    from harness.html_report import _result
-    from harness.outcome import CheckOutcome, Measurement
-    from harness.report import results_document, summary_table
-    from harness.results_schema import validate_results
-    from harness.schema import Bound
+    from harness.gate.outcome import CheckOutcome, Measurement
+    from harness.reports.html_report import _result
+    from harness.reports.report import results_document, summary_table
+    from harness.reports.results_schema import validate_results
+    from harness.suite.bounds import Bound
 
     thin = Measurement("surrogate_cv_r2", 0.7198, Bound(min=0.7, spread=0.0156), True)
     wide = Measurement("angular_l_share", 0.25, Bound(max=0.6, spread=0.05), True)

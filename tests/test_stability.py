@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from harness.errors import DataError
-from harness.stability import element_mean_intervals, top_n_frequency
+from harness.explain.stability import element_mean_intervals, top_n_frequency
 
 
 def test_element_means_equal_the_point_value_and_a_constant_has_no_spread() -> None:

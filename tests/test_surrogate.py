@@ -7,16 +7,10 @@ import time
 import numpy as np
 import pytest
 
-from harness.descriptors import soap_feature_names
 from harness.errors import CheckError, DataError
-from harness.schema import Soap
-from harness.surrogate import (
-    ErrorSurrogate,
-    SurrogateSettings,
-    error_target,
-    pool_workers,
-    rank_features,
-)
+from harness.explain.descriptors import soap_feature_names
+from harness.explain.surrogate import ErrorSurrogate, SurrogateSettings, error_target, pool_workers, rank_features
+from harness.suite.schema import Soap
 
 NAMES = soap_feature_names(Soap(species=["Cr", "Sb", "Te"]))
 FAST = SurrogateSettings(n_estimators=60, learning_rate=0.1, max_depth=3)
@@ -110,7 +104,7 @@ def _real_problem(n: int = 40) -> tuple[np.ndarray, np.ndarray, list[str]]:
 
     from ase.io import read
 
-    from harness.descriptors import soap_features
+    from harness.explain.descriptors import soap_features
 
     path = Path(__file__).resolve().parents[1] / "reference_data" / "cr_sb2te3" / "test.extxyz.gz"
     frames = read(path, index=f":{n}")

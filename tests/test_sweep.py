@@ -25,9 +25,9 @@ import pytest
 pytest.importorskip("distributed")
 
 from harness.errors import DataError  # noqa: E402
-from harness.reference import sha256_file  # noqa: E402
-from harness.results_schema import load_results_file  # noqa: E402
-from harness.sweep_plan import checkpoint_stem, load_manifest, plan_sweep, step_from_name  # noqa: E402
+from harness.files import sha256_file  # noqa: E402
+from harness.reports.results_schema import load_results_file  # noqa: E402
+from harness.sweep.plan import checkpoint_stem, load_manifest, plan_sweep, step_from_name  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from tiny_run import build_tiny_suite  # noqa: E402
@@ -47,7 +47,7 @@ class _ExitOnLoad:
 def _sweep(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """The CLI in a subprocess, as a user runs it (a local Dask cluster needs a main process of its own)."""
     return subprocess.run(
-        [sys.executable, "-m", "harness.cli", "sweep", *args],
+        [sys.executable, "-m", "harness.cli.main", "sweep", *args],
         capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
     )  # fmt: skip
 
@@ -60,7 +60,8 @@ def _manifest(path: Path, pins: dict[str, str]) -> Path:
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The tiny suite, its checkpoints, and one sweep of them on a local cluster of 2 processes."""
-    from harness.mace_adapter import build_tiny_mace, save_model
+    from harness.models.mace.model import save_model
+    from harness.models.mace.tiny import build_tiny_mace
 
     root = tmp_path_factory.mktemp("sweep")
     suite = build_tiny_suite(root / "suite")
@@ -196,7 +197,7 @@ def test_one_worker_per_gpu_each_sees_only_its_own() -> None:
     """What `--device cuda` starts (no GPU needed to check it): CUDA_VISIBLE_DEVICES set per worker process."""
     from distributed import Client
 
-    from harness.sweep import per_gpu_cluster
+    from harness.sweep.run import per_gpu_cluster
 
     with per_gpu_cluster(["3", "5"]) as cluster, Client(cluster) as client:
         seen = client.run(os.getenv, "CUDA_VISIBLE_DEVICES")
@@ -206,7 +207,7 @@ def test_one_worker_per_gpu_each_sees_only_its_own() -> None:
 
 
 def test_history_draws_the_sweep_folder(swept: dict[str, Any], tmp_path: Path) -> None:
-    from harness.cli import main
+    from harness.cli.main import main
 
     png = tmp_path / "history.png"
     assert main(["history", str(swept["out"]), "-o", str(png)]) == 0
@@ -261,7 +262,7 @@ def test_the_shipped_history_manifest_pins_the_shipped_checkpoints() -> None:
 
 def test_the_gate_does_not_import_dask() -> None:
     code = (
-        "import sys, harness.plugin, harness.cli, harness.sweep\n"
+        "import sys, harness.pytest_plugin.plugin, harness.cli.main, harness.sweep.run\n"
         "print(any(m.split('.')[0] in ('dask', 'distributed') for m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)

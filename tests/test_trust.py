@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from harness.errors import ModelError
-from harness.mace_adapter import MaceModel
-from harness.reference import sha256_file
+from harness.files import sha256_file
+from harness.models.mace.model import MaceModel
 
 pytest_plugins = ["pytester"]
 
@@ -77,7 +77,7 @@ def test_same_suite_twice_gives_identical_results(pytester: pytest.Pytester, tin
 
 
 def test_gate_gives_the_same_results_on_the_safe_checkpoint(pytester: pytest.Pytester, tiny_suite: Path) -> None:
-    from harness.convert import convert_checkpoint
+    from harness.models.convert import convert_checkpoint
 
     folder = tiny_suite.parent
     pin = sha256_file(folder / "tiny.model")
@@ -104,7 +104,8 @@ def tiny_suite(tmp_path: Path) -> Path:
     from ase import Atoms
     from ase.io import write
 
-    from harness.mace_adapter import build_tiny_mace, save_model
+    from harness.models.mace.model import save_model
+    from harness.models.mace.tiny import build_tiny_mace
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

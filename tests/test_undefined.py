@@ -19,17 +19,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.baseline import write_baseline
-from harness.checks import run_check
-from harness.compare import measure_models
-from harness.html_report import render_html
-from harness.loader import load_suite
-from harness.metrics import why_undefined
-from harness.outcome import CheckOutcome
-from harness.report import results_document, summary_table, write_json
-from harness.results_schema import validate_results
-from harness.schema import CHECK_KINDS
-from harness.session import RunOptions, SuiteRun
+from harness.explain.metrics import why_undefined
+from harness.gate.baseline import write_baseline
+from harness.gate.checks import run_check
+from harness.gate.outcome import CheckOutcome
+from harness.gate.session import RunOptions, SuiteRun
+from harness.reports.html_report import render_html
+from harness.reports.measure import measure_models
+from harness.reports.report import results_document, summary_table, write_json
+from harness.reports.results_schema import validate_results
+from harness.suite.loader import load_suite
+from harness.suite.schema import CHECK_KINDS
+
 from tiny_cases import cells, run_cli, write_models, write_structures
 
 SUITE = """\
@@ -302,7 +303,7 @@ def test_plugin_and_measure_cli_end_to_end(
 ) -> None:
     """As a user runs them: pytest with results and JUnit, then `mlff-harness history`, `compare` and
     `measure --out` (on the pytest run's cache, as a user's second command would be)."""
-    from harness.cli import main
+    from harness.cli.main import main
 
     root, cache = cases["no_cr"].parent, tmp_path / "cache"
     results, junit = tmp_path / "results.json", tmp_path / "junit.xml"

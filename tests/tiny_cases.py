@@ -28,8 +28,9 @@ def write_models(root: Path) -> dict[str, str]:
     """plain.model and dark.model in `root`; their sha256 by name."""
     import torch
 
-    from harness.mace_adapter import build_tiny_mace, save_model
-    from harness.reference import sha256_file
+    from harness.files import sha256_file
+    from harness.models.mace.model import save_model
+    from harness.models.mace.tiny import build_tiny_mace
 
     root.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
@@ -54,7 +55,7 @@ def write_structures(
     seed: int = 0,
 ) -> Path:
     """Label `structures` with the model's outputs minus a planted energy error (so model - ref = the error)."""
-    from harness.mace_adapter import MaceModel
+    from harness.models.mace.model import MaceModel
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -38,8 +38,9 @@ checks:
 
 def build_tiny_suite(root: Path, *, e_max: float = 50.0, n_structures: int = 12) -> Path:
     """Two tiny random MACE checkpoints, structures labelled by the first (plus noise), and a suite file."""
-    from harness.mace_adapter import MaceModel, build_tiny_mace, save_model
-    from harness.reference import sha256_file
+    from harness.files import sha256_file
+    from harness.models.mace.model import MaceModel, save_model
+    from harness.models.mace.tiny import build_tiny_mace
 
     root.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from ase.build import bulk
 
-from harness import metrics
-from harness.descriptors import soap_feature_names, soap_features
-from harness.neighbours import neighbour_list
-from harness.schema import Soap
-from harness.surrogate import ErrorSurrogate, SurrogateSettings
+from harness.explain import metrics
+from harness.explain.descriptors import soap_feature_names, soap_features
+from harness.explain.surrogate import ErrorSurrogate, SurrogateSettings
+from harness.models.neighbours import neighbour_list
+from harness.suite.schema import Soap
 
 pytest.importorskip("pytest_benchmark")
 

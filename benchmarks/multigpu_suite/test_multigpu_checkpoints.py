@@ -18,8 +18,8 @@ import pytest
 import torch
 
 from benchmarks.data import frames
-from harness.mace_adapter import MaceModel
-from harness.pipeline import Pipeline
+from harness.models.mace.model import MaceModel
+from harness.models.pipeline import Pipeline
 
 CHECKPOINTS = sorted((Path(__file__).resolve().parents[2] / "reference_data" / "checkpoints").glob("*.model.gz"))
 

@@ -4,7 +4,7 @@ python reference_data/cu_au/make_randomised.py
   reads  reference_data/checkpoints/cu_au/good.model.gz (the release candidate)
   writes reference_data/checkpoints/cu_au/randomised_last_layer.model.gz: the
   candidate with its last readout, product and interaction blocks redrawn
-  (harness.randomise.randomised_copy, seed 2018), as for the Cr:Sb2Te3 example
+  (harness.models.randomise.randomised_copy, seed 2018), as for the Cr:Sb2Te3 example
   (reference_data/scripts/make_randomised.py).
 """
 

@@ -4,7 +4,7 @@ python reference_data/scripts/make_randomised.py
   reads  reference_data/checkpoints/ft_multit.model.gz (the release candidate)
   writes reference_data/checkpoints/randomised_last_layer.model.gz: the
   candidate with its last readout, product and interaction blocks redrawn
-  (harness.randomise.randomised_copy, seed 2018), as in the cascading model
+  (harness.models.randomise.randomised_copy, seed 2018), as in the cascading model
   randomisation test of Adebayo et al. (2018).
 """
 
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from harness.mace_adapter import MaceModel, cascade_blocks
-from harness.randomise import randomised_copy
+from harness.models.mace.model import MaceModel, cascade_blocks
+from harness.models.randomise import randomised_copy
 
 HERE = Path(__file__).resolve().parents[1] / "checkpoints"
 

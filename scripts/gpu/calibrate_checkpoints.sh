@@ -11,7 +11,7 @@ for ck in $C/ft_multit.model.gz $C/scratch.model.gz $C/foundation.model.gz $C/ft
           $C/planted_crcr.model.gz $C/randomised_last_layer.model.gz $C/dopant_blind.model.gz \
           $C/history/ft_multit_history_final.model.gz; do
   n=$(basename $ck .model.gz); sha=$(sha256sum $ck | cut -d' ' -f1)
-  timeout 480 python3 -m pytest suites/cr_sb2te3/_calib.suite.yaml -p harness.plugin -p no:cacheprovider -q \
+  timeout 480 python3 -m pytest suites/cr_sb2te3/_calib.suite.yaml -p harness.pytest_plugin.plugin -p no:cacheprovider -q \
     --harness-device cuda --harness-no-cache --harness-candidate $ck --harness-candidate-sha256 $sha \
     --harness-results /tmp/cal/$n.json > /tmp/cal/$n.log 2>&1 &
 done

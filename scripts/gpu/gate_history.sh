@@ -9,7 +9,7 @@ H=reference_data/checkpoints/history
 for ck in $H/ft_multit_history_epoch-*.model.gz; do
   step=$(basename $ck .model.gz); step=$((10#${step##*-}))
   sha=$(sha256sum $ck | cut -d' ' -f1)
-  timeout 200 python3 -m pytest suites/cr_sb2te3/release_gate.suite.yaml -p harness.plugin -p no:cacheprovider -q --harness-device cuda \
+  timeout 200 python3 -m pytest suites/cr_sb2te3/release_gate.suite.yaml -p harness.pytest_plugin.plugin -p no:cacheprovider -q --harness-device cuda \
     --harness-no-cache --harness-candidate $ck --harness-candidate-sha256 $sha --harness-step $step \
     --harness-label "ft_multit_history epoch $step" --harness-results /tmp/hist/epoch-$(printf %03d $step).json \
     > /tmp/hist/epoch-$step.log 2>&1 &

@@ -32,7 +32,7 @@ DEVICE="${DEVICE:-cuda}"  # DEVICE=cpu: a smoke run of this script anywhere
 # the plugin is registered by its entry point only when mlff-harness is installed
 PLUGIN=()
 if ! "$PY" -c "import importlib.metadata as m, sys; sys.exit(0 if any(e.name == 'mlff_harness' for e in m.entry_points(group='pytest11')) else 1)"; then
-  PLUGIN=(-p harness.plugin)
+  PLUGIN=(-p harness.pytest_plugin.plugin)
 fi
 
 "$PY" - "$OUT/env.json" "${GIT_COMMIT:-}" <<'PYEOF'
@@ -93,11 +93,11 @@ done
 # SKIP_SOAP=1 leaves it out (device time is short)
 [[ -n "${SKIP_SOAP:-}" ]] || timeout 90 "$PY" - >> "$LOG" 2>&1 <<'PYEOF'
 import time
-from harness.descriptors import soap_features
-from harness.reference import load_reference
-from harness.session import _soap_jobs
+from harness.explain.descriptors import soap_features
+from harness.data.reference import load_reference
+from harness.gate.session import _soap_jobs
 ref = load_reference("reference_data/cr_sb2te3/test.extxyz.gz")
-from harness.schema import Soap
+from harness.suite.schema import Soap
 settings = Soap(species=list(ref.elements))
 structures = list(ref.structures)
 print(f"SOAP: the gate uses n_jobs={_soap_jobs(len(structures))} here")

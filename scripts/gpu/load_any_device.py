@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.mace_adapter import MaceModel
-from harness.reference import load_reference, sha256_file
+from harness.data.reference import load_reference
+from harness.files import sha256_file
+from harness.models.mace.model import MaceModel
 
 ROOT = Path(__file__).resolve().parents[2]
 CASES = {

@@ -19,6 +19,7 @@ HERE = Path(__file__).resolve().parents[1] / "cr_sb2te3"
 sys.path.insert(0, str(HERE))  # the example's generator package, reference_data/cr_sb2te3/generator
 
 from generator.variants import pair_term  # noqa: E402
+
 PLANTED_AMPLITUDE_EV = 0.3
 PLANTED_R_CUT_A = 5.0
 

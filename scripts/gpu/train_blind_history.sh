@@ -32,7 +32,7 @@ TLIMIT=$L BATCH=32 bash $T dopant_blind $C $FT --atomic_numbers="[24, 51, 52]" -
 # the gate runs from a snapshot of the committed harness (.snap, carried: git
 # archive HEAD harness pyproject.toml suites), not from the working tree
 R=$PWD; rm -rf /tmp/snap; cp -r .snap /tmp/snap; ln -s $R/reference_data /tmp/snap/reference_data
-mkdir -p /tmp/gpu; cd /tmp/snap; G="timeout 120 python3 -m pytest suites/cr_sb2te3 -p harness.plugin -p no:cacheprovider -q --harness-no-cache --harness-device cuda"
+mkdir -p /tmp/gpu; cd /tmp/snap; G="timeout 120 python3 -m pytest suites/cr_sb2te3 -p harness.pytest_plugin.plugin -p no:cacheprovider -q --harness-no-cache --harness-device cuda"
 $G --harness-dtype float32 --harness-results /tmp/gpu/gpu_f32_a.json > /tmp/gpu/gate.log 2>&1
 $G --harness-dtype float32 --harness-results /tmp/gpu/gpu_f32_b.json >> /tmp/gpu/gate.log 2>&1
 $G --harness-dtype float64 --harness-results /tmp/gpu/gpu_f64.json >> /tmp/gpu/gate.log 2>&1

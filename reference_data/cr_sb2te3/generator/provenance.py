@@ -12,9 +12,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
 
-from harness.reference import sha256_file
-
 from ase import Atoms
+
+from harness.files import sha256_file
 
 GENERATOR_VERSION: str = "1.0.0"
 

@@ -1,0 +1,1 @@
+"""The `mlff-harness` command: argparse sub-commands and the input checks they share."""

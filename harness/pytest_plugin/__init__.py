@@ -1,0 +1,1 @@
+"""The pytest plugin: options, collection of suite files into items, the summary and results."""

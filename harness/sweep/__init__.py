@@ -1,0 +1,1 @@
+"""`mlff-harness sweep`: gate many checkpoints with one suite on Dask (plan, task, run)."""
