@@ -55,9 +55,10 @@ def run_variant(variant: str, x: np.ndarray, y: np.ndarray, names: list[str]) ->
     import shap
     from sklearn.ensemble import GradientBoostingRegressor, HistGradientBoostingRegressor
 
-    from harness.explain.surrogate import ErrorSurrogate, SurrogateSettings
+    from harness.explain.surrogate import ErrorSurrogate
+    from harness.suite.schema import Surrogate
 
-    s = SurrogateSettings()
+    s = Surrogate()
     start = time.perf_counter()
     if variant == "paper":
         fitted = ErrorSurrogate(s).fit(x, y, names)

@@ -50,12 +50,13 @@ def _matrix(out: Path, rows: int) -> Path:
 
 def _one(path: Path, trees: int, depth: int, jobs: int) -> dict[str, Any]:
     """Fit once in this (fresh) process; seconds, the mode the surrogate chose and a digest of its results."""
-    from harness.explain.surrogate import ErrorSurrogate, SurrogateSettings
+    from harness.explain.surrogate import ErrorSurrogate
+    from harness.suite.schema import Surrogate
 
     data = np.load(path)
     x, y = data["x"], data["y"]
     names = [f"f{i}" for i in range(x.shape[1])]
-    surrogate = ErrorSurrogate(SurrogateSettings(n_estimators=trees, max_depth=depth), n_jobs=jobs)
+    surrogate = ErrorSurrogate(Surrogate(n_estimators=trees, max_depth=depth), n_jobs=jobs)
     start = time.perf_counter()
     surrogate.fit(x, y, names)
     seconds = time.perf_counter() - start

@@ -30,11 +30,11 @@ from harness.explain.pair_shells import (
     parse_pair_shell_name,
 )
 from harness.explain.planted import PairTerm
-from harness.explain.surrogate import SurrogateSettings
+from harness.suite.schema import Surrogate
 
 TEST_SET = Path(__file__).resolve().parents[1] / "reference_data" / "cr_sb2te3" / "test.extxyz.gz"
 CU_AU_TEST_SET = Path(__file__).resolve().parents[1] / "reference_data" / "cu_au" / "test.extxyz.gz"
-FAST = SurrogateSettings(n_estimators=100, learning_rate=0.1, max_depth=6, cv_folds=3, estimator="hist_gradient_boosting")
+FAST = Surrogate(n_estimators=100, learning_rate=0.1, max_depth=6, cv_folds=3)
 NOISE_eV_PER_A = 0.01
 
 
@@ -60,7 +60,7 @@ class Case:
         return np.linalg.norm(total, axis=1)[self.sample.atoms]
 
     def explain(self, y: np.ndarray) -> AtomExplanation:
-        return explain_atoms(self.x, y, self.names, self.sample, FAST, n_jobs=1)
+        return explain_atoms(self.x, y, self.names, self.sample, FAST, estimator="hist_gradient_boosting", n_jobs=1)
 
 
 def assert_names_the_term(explanation: AtomExplanation, term: PairTerm) -> None:

@@ -8,7 +8,8 @@ import pytest
 from harness.errors import CheckError, DataError
 from harness.explain.atom_explain import force_error_norm, stratified_atoms
 from harness.explain.grouping import class_of, feature_classes, grouped_importance, shell_range_of_pair
-from harness.explain.surrogate import ErrorSurrogate, SurrogateSettings
+from harness.explain.surrogate import ErrorSurrogate
+from harness.suite.schema import Surrogate
 
 
 def test_class_keys_of_pair_shell_and_soap_names() -> None:
@@ -92,9 +93,10 @@ def test_grouped_folds_keep_each_structure_in_one_fold() -> None:
     groups = np.repeat(np.arange(40), 10)
     y = rng.normal(size=40)[groups]
     x = np.stack([groups + 0.0, rng.normal(size=400)], axis=1)  # the structure index is a lookup key
-    fast = SurrogateSettings(n_estimators=100, learning_rate=0.3, max_depth=8, cv_folds=4, estimator="hist_gradient_boosting")
-    free = ErrorSurrogate(fast, n_jobs=1).fit(x, y, ["a", "b"])
-    grouped = ErrorSurrogate(fast, n_jobs=1).fit(x, y, ["a", "b"], groups=groups)
+    fast = Surrogate(n_estimators=100, learning_rate=0.3, max_depth=8, cv_folds=4)
+    hist = "hist_gradient_boosting"
+    free = ErrorSurrogate(fast, estimator=hist, n_jobs=1).fit(x, y, ["a", "b"])
+    grouped = ErrorSurrogate(fast, estimator=hist, n_jobs=1).fit(x, y, ["a", "b"], groups=groups)
 
     assert free.cv_r2_ > 0.5
     assert grouped.cv_r2_ < 0.2

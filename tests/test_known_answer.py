@@ -27,15 +27,15 @@ import pytest
 from ase.io import read
 
 from harness.explain.descriptors import involves, parse_feature_name, soap_feature_names, soap_features
-from harness.explain.surrogate import ErrorSurrogate, SurrogateSettings
-from harness.suite.schema import Soap
+from harness.explain.surrogate import ErrorSurrogate
+from harness.suite.schema import Soap, Surrogate
 
 TEST_SET = Path(__file__).resolve().parents[1] / "reference_data" / "cr_sb2te3" / "test.extxyz.gz"
 CUTOFF_A = 12.0
 DECAY_A = 8.0
 AMPLITUDE_EV = 0.05  # per pair: an RMS of ~1.5 meV/atom on these structures
 # faster than the paper's 200 trees of depth 8, same conclusions on this target
-FAST = SurrogateSettings(n_estimators=100, learning_rate=0.1, max_depth=6, cv_folds=3, seed=0)
+FAST = Surrogate(n_estimators=100, learning_rate=0.1, max_depth=6, cv_folds=3)
 
 
 def crcr_pair_term(atoms) -> float:

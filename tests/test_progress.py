@@ -76,8 +76,8 @@ def test_bar_draws_on_a_terminal_unless_disabled(terminal: tuple[TextIO, int]) -
 
 def test_soap_and_surrogate_report_progress_on_a_terminal(terminal: tuple[TextIO, int]) -> None:
     from harness.explain.descriptors import soap_features
-    from harness.explain.surrogate import ErrorSurrogate, SurrogateSettings
-    from harness.suite.schema import Soap
+    from harness.explain.surrogate import ErrorSurrogate
+    from harness.suite.schema import Soap, Surrogate
 
     stream, master = terminal
     structures = []
@@ -90,7 +90,7 @@ def test_soap_and_surrogate_report_progress_on_a_terminal(terminal: tuple[TextIO
     assert chunked.shape[0] == 70
     # chunking changes nothing: each structure's vector equals its own one-structure call
     np.testing.assert_allclose(chunked[65], soap_features(structures[65:66], settings)[0], rtol=1e-12)
-    fitted = ErrorSurrogate(SurrogateSettings(n_estimators=5, max_depth=2, cv_folds=3, seed=0)).fit(
+    fitted = ErrorSurrogate(Surrogate(n_estimators=5, max_depth=2, cv_folds=3), seed=0).fit(
         chunked, np.linspace(0, 1, 70), [f"f{i}" for i in range(chunked.shape[1])]
     )
     assert len(fitted.cv_r2_folds_) == 3

@@ -6,14 +6,15 @@ import time
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from harness.errors import CheckError, DataError
 from harness.explain.descriptors import soap_feature_names
-from harness.explain.surrogate import ErrorSurrogate, SurrogateSettings, error_target, pool_workers, rank_features
-from harness.suite.schema import Soap
+from harness.explain.surrogate import ErrorSurrogate, error_target, pool_workers, rank_features
+from harness.suite.schema import Soap, Surrogate
 
 NAMES = soap_feature_names(Soap(species=["Cr", "Sb", "Te"]))
-FAST = SurrogateSettings(n_estimators=60, learning_rate=0.1, max_depth=3)
+FAST = Surrogate(n_estimators=60, learning_rate=0.1, max_depth=3)
 PLANTED = "Cr-Te_n23_l2"
 
 
@@ -83,14 +84,14 @@ def test_parallel_folds_equal_a_serial_fit() -> None:
     [
         # benchmarks/README.md, "The surrogate's process pool": the paper's surrogate on the shipped
         # gate's 300 structures x 390 SOAP features is pooled (2-core VM, H200 host: 6 fits, 16 cores)
-        (300, 390, SurrogateSettings(), 2, 2),
-        (300, 390, SurrogateSettings(), 16, 6),
+        (300, 390, Surrogate(), 2, 2),
+        (300, 390, Surrogate(), 16, 6),
         # 60 structures: a pool of 2 saves less than its start-up; one per fit saves more
-        (60, 390, SurrogateSettings(), 2, 1),
-        (60, 390, SurrogateSettings(), 16, 6),
+        (60, 390, Surrogate(), 2, 1),
+        (60, 390, Surrogate(), 16, 6),
         # a tiny test suite (12 structures, 20 trees of depth 2, 3 folds): never worth a pool
-        (12, 390, SurrogateSettings(n_estimators=20, max_depth=2, cv_folds=3), 16, 1),
-        (300, 390, SurrogateSettings(), 1, 1),
+        (12, 390, Surrogate(n_estimators=20, max_depth=2, cv_folds=3), 16, 1),
+        (300, 390, Surrogate(), 1, 1),
     ],
 )
 def test_pool_only_where_it_pays(rows, features, settings, cores, workers) -> None:
@@ -129,12 +130,12 @@ def test_in_process_and_pooled_fits_are_identical_on_real_data(monkeypatch: pyte
     assert auto.ranking_ == pooled.ranking_
     # the core count comes from joblib: CPU affinity, cgroup quotas and LOKY_MAX_CPU_COUNT bound it
     monkeypatch.setenv("LOKY_MAX_CPU_COUNT", "1")
-    assert ErrorSurrogate(SurrogateSettings())._workers(300, 390) == 1  # pooled with 2 cores and more
+    assert ErrorSurrogate(Surrogate())._workers(300, 390) == 1  # pooled with 2 cores and more
 
 
 def test_paper_defaults_find_planted_feature() -> None:
     """Paper settings on 300 samples x the first 100 SOAP features (~10 s)."""
-    assert SurrogateSettings() == SurrogateSettings(200, 0.05, 8, 5, 0)
+    assert Surrogate() == Surrogate(n_estimators=200, learning_rate=0.05, max_depth=8, cv_folds=5)  # the paper's
     rng = np.random.default_rng(3)
     names = NAMES[:100]
     x = rng.normal(size=(300, len(names)))
@@ -176,8 +177,8 @@ def test_input_validation(x, y, names, match) -> None:
 def test_top_before_fit_and_bad_settings() -> None:
     with pytest.raises(CheckError):
         ErrorSurrogate().top(3)
-    with pytest.raises(CheckError):
-        SurrogateSettings(cv_folds=1)
+    with pytest.raises(ValidationError, match="cv_folds"):  # one settings type: the suite schema's
+        Surrogate(cv_folds=1)
 
 
 def test_error_target_known_answers() -> None:

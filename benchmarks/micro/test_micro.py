@@ -13,9 +13,9 @@ from ase.build import bulk
 
 from harness.explain import metrics
 from harness.explain.descriptors import soap_feature_names, soap_features
-from harness.explain.surrogate import ErrorSurrogate, SurrogateSettings
+from harness.explain.surrogate import ErrorSurrogate
 from harness.models.neighbours import neighbour_list
-from harness.suite.schema import Soap
+from harness.suite.schema import Soap, Surrogate
 
 pytest.importorskip("pytest_benchmark")
 
@@ -87,6 +87,6 @@ def test_surrogate_fit_and_treeshap_200(benchmark) -> None:
     x = rng.random((200, 390))
     y = 3.0 * x[:, 7] + 0.05 * rng.random(200)
     names = [f"f{i:03d}" for i in range(390)]
-    settings = SurrogateSettings(n_estimators=50, max_depth=4)
+    settings = Surrogate(n_estimators=50, max_depth=4)
     fitted = benchmark.pedantic(lambda: ErrorSurrogate(settings).fit(x, y, names), rounds=2, iterations=1)
     assert fitted.ranking_[0] == "f007" and fitted.cv_r2_ > 0.9

@@ -122,8 +122,10 @@ def explain_atoms(
     y: np.ndarray,
     names: Sequence[str],
     sample: AtomSample,
-    surrogate_settings,
+    surrogate_settings,  # harness.suite.schema.Surrogate
     *,
+    seed: int = 0,
+    estimator: str = "gradient_boosting",
     n_jobs: int | None = None,
 ) -> AtomExplanation:
     """Fit the surrogate on sampled atoms (folds grouped by structure) and explain it by TreeSHAP."""
@@ -131,7 +133,7 @@ def explain_atoms(
 
     if x.shape[0] != len(sample.atoms) or y.shape != (len(sample.atoms),):
         raise CheckError(f"{x.shape[0]} descriptor rows and {y.shape} targets for {len(sample.atoms)} sampled atoms")
-    fitted = ErrorSurrogate(surrogate_settings, n_jobs=n_jobs).fit(x, y, list(names), groups=sample.structure)
+    fitted = ErrorSurrogate(surrogate_settings, seed=seed, estimator=estimator, n_jobs=n_jobs).fit(x, y, list(names), groups=sample.structure)
     return AtomExplanation(
         cv_r2=float(fitted.cv_r2_),
         cv_r2_folds=np.asarray(fitted.cv_r2_folds_),
@@ -186,7 +188,7 @@ def run_settings(run, check) -> dict:
 def explain_run_atoms(run, name: str, check) -> AtomExplanation:
     """The per-atom explanation of model ``name`` in a suite run, as a check asks for it (cached on disk)."""
     from harness.cache import content_key
-    from harness.explain.surrogate import SurrogateSettings
+    from harness.suite.schema import Surrogate
 
     ref = run.reference
     settings = run_settings(run, check)
@@ -214,8 +216,10 @@ def explain_run_atoms(run, name: str, check) -> AtomExplanation:
                 f"the per-atom force error is the same on every sampled atom ({float(y[0]):.3g} eV/A): "
                 "there is nothing for a surrogate to explain"
             )
-        surrogate = SurrogateSettings(seed=run.suite.settings.seed, **settings["surrogate"])
-        fitted = explain_atoms(x, y, names, sample, surrogate)
+        fit = dict(settings["surrogate"])
+        estimator = fit.pop("estimator")
+        surrogate = Surrogate(**fit)
+        fitted = explain_atoms(x, y, names, sample, surrogate, seed=run.suite.settings.seed, estimator=estimator)
         return {
             "cv_r2": np.asarray(fitted.cv_r2),
             "cv_r2_folds": fitted.cv_r2_folds,

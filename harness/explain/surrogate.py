@@ -3,50 +3,47 @@
 DUAL-X (Cao et al.) fits ``GradientBoostingRegressor`` from structure
 descriptors (SOAP) to the model's error, checks the fit by k-fold
 cross-validated R^2 and ranks descriptor features by mean |SHAP| from
-TreeSHAP. The defaults of :class:`SurrogateSettings` are the paper's.
+TreeSHAP. Its settings are the suite schema's ``surrogate`` block (:class:`harness.suite.schema.Surrogate`,
+the paper's defaults).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
 from harness.errors import CheckError, DataError
+from harness.suite.schema import Surrogate
 
 ErrorKind = Literal["absolute", "signed"]
 ErrorPer = Literal["atom", "structure"]
 Estimator = Literal["gradient_boosting", "hist_gradient_boosting"]
 
 
-@dataclass(frozen=True)
-class SurrogateSettings:
-    """Gradient-boosting and cross-validation settings (paper's defaults)."""
+def new_estimator(settings: Surrogate, *, seed: int = 0, estimator: Estimator = "gradient_boosting"):
+    """An unfitted booster with the suite's surrogate settings (``estimator="hist_gradient_boosting"``:
+    scikit-learn's histogram-based booster, same trees on binned features, ~15x faster to fit on
+    thousands of per-atom rows). Seeded; the one place a surrogate model is built."""
+    from sklearn.ensemble import GradientBoostingRegressor, HistGradientBoostingRegressor
 
-    n_estimators: int = 200
-    learning_rate: float = 0.05
-    max_depth: int = 8
-    cv_folds: int = 5
-    seed: int = 0
-    # "hist_gradient_boosting": scikit-learn's histogram-based booster (same
-    # trees, binned features), ~15x faster to fit on thousands of per-atom rows
-    estimator: Estimator = "gradient_boosting"
-
-    def __post_init__(self) -> None:
-        if self.estimator not in ("gradient_boosting", "hist_gradient_boosting"):
-            raise CheckError(
-                f"SurrogateSettings.estimator={self.estimator!r} not in gradient_boosting/hist_gradient_boosting"
-            )
-        if self.n_estimators < 1:
-            raise CheckError(f"SurrogateSettings.n_estimators={self.n_estimators} must be >= 1")
-        if not self.learning_rate > 0:
-            raise CheckError(f"SurrogateSettings.learning_rate={self.learning_rate} must be > 0")
-        if self.max_depth < 1:
-            raise CheckError(f"SurrogateSettings.max_depth={self.max_depth} must be >= 1")
-        if self.cv_folds < 2:
-            raise CheckError(f"SurrogateSettings.cv_folds={self.cv_folds} must be >= 2")
+    if estimator == "hist_gradient_boosting":
+        return HistGradientBoostingRegressor(
+            max_iter=settings.n_estimators,
+            learning_rate=settings.learning_rate,
+            max_depth=settings.max_depth,
+            early_stopping=False,
+            random_state=seed,
+        )
+    if estimator != "gradient_boosting":
+        raise CheckError(f"estimator {estimator!r} not in gradient_boosting/hist_gradient_boosting")
+    return GradientBoostingRegressor(
+        n_estimators=settings.n_estimators,
+        learning_rate=settings.learning_rate,
+        max_depth=settings.max_depth,
+        random_state=seed,
+    )
 
 
 def error_target(
@@ -133,7 +130,7 @@ _FIT_SECONDS_PER_UNIT = 3e-8
 _POOL_START_SECONDS = 4.0
 
 
-def pool_workers(rows: int, features: int, settings: SurrogateSettings, cores: int) -> int:
+def pool_workers(rows: int, features: int, settings: Surrogate, cores: int) -> int:
     """How many processes should run the ``cv_folds + 1`` fits of a ``rows`` x ``features`` problem.
 
     One (in this process) unless the fitting time a pool saves, with one worker per fit up to
@@ -160,30 +157,23 @@ class ErrorSurrogate:
     ``ranking_`` (names by importance, descending; ties by name).
     """
 
-    def __init__(self, settings: SurrogateSettings | None = None, *, n_jobs: int | None = None) -> None:
-        self.settings = settings if settings is not None else SurrogateSettings()
+    def __init__(
+        self,
+        settings: Surrogate | None = None,
+        *,
+        seed: int = 0,
+        estimator: Estimator = "gradient_boosting",
+        n_jobs: int | None = None,
+    ) -> None:
+        self.settings = settings if settings is not None else Surrogate()
+        self.seed = seed
+        self.estimator = estimator
         if n_jobs is not None and n_jobs < 1:
             raise CheckError(f"ErrorSurrogate n_jobs={n_jobs} must be >= 1 (or None: one per core)")
         self.n_jobs = n_jobs
 
     def _new_model(self):  # -> GradientBoostingRegressor | HistGradientBoostingRegressor
-        from sklearn.ensemble import GradientBoostingRegressor, HistGradientBoostingRegressor
-
-        s = self.settings
-        if s.estimator == "hist_gradient_boosting":
-            return HistGradientBoostingRegressor(
-                max_iter=s.n_estimators,
-                learning_rate=s.learning_rate,
-                max_depth=s.max_depth,
-                early_stopping=False,
-                random_state=s.seed,
-            )
-        return GradientBoostingRegressor(
-            n_estimators=s.n_estimators,
-            learning_rate=s.learning_rate,
-            max_depth=s.max_depth,
-            random_state=s.seed,
-        )
+        return new_estimator(self.settings, seed=self.seed, estimator=self.estimator)
 
     def _workers(self, rows: int, features: int) -> int:
         if self.n_jobs is not None:
@@ -223,9 +213,9 @@ class ErrorSurrogate:
         from harness.progress import bar
 
         if groups is None:
-            folds = list(KFold(n_splits=s.cv_folds, shuffle=True, random_state=s.seed).split(x))
+            folds = list(KFold(n_splits=s.cv_folds, shuffle=True, random_state=self.seed).split(x))
         else:
-            folds = _group_folds(np.asarray(groups), len(yv), s.cv_folds, s.seed)
+            folds = _group_folds(np.asarray(groups), len(yv), s.cv_folds, self.seed)
         everything = np.arange(len(yv))
         jobs = [*folds, (everything, None)]  # the last: the refit
         with bar(desc="surrogate (CV folds, fit, SHAP)", total=len(jobs) + 1, unit="step") as steps:

@@ -196,7 +196,7 @@ def _randomisation_sanity(check: RandomisationSanityCheck, model: str, run: Suit
     }
     details = {
         "n_structures": n,
-        "stages": [{"randomised_up_to": label, **_interval_json(iv)} for label, iv in zip(labels, stages)],
+        "stages": [{"randomised_up_to": label, **_interval_json(iv)} for label, iv in zip(labels, stages, strict=True)],
         "nan_structures": int(np.sum(~np.isfinite(correlations[-1]))),
         **{name: _interval_json(v) for name, v in values.items()},
     }
@@ -215,15 +215,10 @@ def _ablation(check: SurrogateFaithfulnessCheck, model: str, run: SuiteRun, n: i
     names = run.soap[1]
 
     def compute() -> dict[str, np.ndarray]:
-        from sklearn.ensemble import GradientBoostingRegressor
+        from harness.explain.surrogate import new_estimator
 
-        def make_model() -> GradientBoostingRegressor:
-            return GradientBoostingRegressor(
-                n_estimators=surrogate.n_estimators,
-                learning_rate=surrogate.learning_rate,
-                max_depth=surrogate.max_depth,
-                random_state=_seed(check, run),
-            )
+        def make_model():  # -> GradientBoostingRegressor
+            return new_estimator(surrogate, seed=_seed(check, run))
 
         result = surrogate_ablation(
             run.soap[0][:n], run.error_target(model)[:n], names, make_model=make_model, top_n=check.top_n,
@@ -236,7 +231,9 @@ def _ablation(check: SurrogateFaithfulnessCheck, model: str, run: SuiteRun, n: i
     return SurrogateAblation(a["y"], a["base"], a["top"], a["random"], tuple(str(v) for v in a["top_features"]))
 
 
-def _surrogate_faithfulness_undefined(check: SurrogateFaithfulnessCheck, model: str, run: SuiteRun, n: int) -> str | None:
+def _surrogate_faithfulness_undefined(
+    check: SurrogateFaithfulnessCheck, model: str, run: SuiteRun, n: int
+) -> str | None:
     """Why the held-out ablation cannot be measured on n structures, else None."""
     n_test = int(round(check.holdout_fraction * n))
     if n_test < 3 or n - n_test < 3:
@@ -255,7 +252,8 @@ def _surrogate_faithfulness(check: SurrogateFaithfulnessCheck, model: str, run: 
     why = _surrogate_faithfulness_undefined(check, model, run, n)
     if why is not None:
         return [
-            judge(metric, bound, undefined(why), gate=metric == "heldout_r2") for metric, bound in check.bounds().items()
+            judge(metric, bound, undefined(why), gate=metric == "heldout_r2")
+            for metric, bound in check.bounds().items()
         ], None, {"n_structures": n, "undefined": why}, None
     ablation = _ablation(check, model, run, n)
     r2, top_drop, random_drop = ablation.drops()
@@ -265,7 +263,9 @@ def _surrogate_faithfulness(check: SurrogateFaithfulnessCheck, model: str, run: 
         "top_r2_drop": _interval(check, run, ablation.top_drop_statistic(), m),
     }
     gate = judge("heldout_r2", check.heldout_r2, r2, gate=True)
-    others = [x for x in measure(check, {**values, "heldout_r2": r2}, evaluated=gate.passed) if x.metric != "heldout_r2"]
+    others = [
+        x for x in measure(check, {**values, "heldout_r2": r2}, evaluated=gate.passed) if x.metric != "heldout_r2"
+    ]
     reason = unexplained = None
     if not gate.passed and not gate.undefined:
         unexplained = (

@@ -325,7 +325,7 @@ class SuiteRun:
         )
 
     def _explain(self, name: str) -> dict[str, np.ndarray]:
-        from harness.explain.surrogate import ErrorSurrogate, SurrogateSettings
+        from harness.explain.surrogate import ErrorSurrogate
 
         surrogate = self.suite.surrogate
         X, names = self.soap
@@ -335,15 +335,7 @@ class SuiteRun:
                 f"the surrogate needs at least {2 * surrogate.cv_folds} structures for "
                 f"{surrogate.cv_folds}-fold cross-validation; the reference set has {len(y)}"
             )
-        fitted = ErrorSurrogate(
-            SurrogateSettings(
-                n_estimators=surrogate.n_estimators,
-                learning_rate=surrogate.learning_rate,
-                max_depth=surrogate.max_depth,
-                cv_folds=surrogate.cv_folds,
-                seed=self.suite.settings.seed,
-            )
-        ).fit(X, y, list(names))
+        fitted = ErrorSurrogate(surrogate, seed=self.suite.settings.seed).fit(X, y, list(names))
         return {
             "cv_r2": np.asarray(fitted.cv_r2_),
             "cv_r2_folds": np.asarray(fitted.cv_r2_folds_),
