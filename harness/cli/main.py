@@ -361,7 +361,8 @@ def _add_measure(sub: argparse._SubParsersAction) -> None:
     )
     measure.add_argument(
         "--no-atoms", action="store_true",
-        help="skip the per-atom ranking (one per-atom pair-shell surrogate fit per model; harness.reports.atom_summary)",
+        help="skip the per-atom ranking (one per-atom pair-shell surrogate fit per model; "
+        "harness.reports.atom_summary)",
     )
     measure.set_defaults(func=_measure)
 

@@ -116,17 +116,25 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     init.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to load the checkpoint")
     cal = sub.add_parser("calibrate", help="propose every threshold of a suite from good and must-fail models")
     cal.add_argument("suite")
-    cal.add_argument("--good", action="append", required=True, metavar="MODEL", help="a model the gate must pass (repeat)")
+    cal.add_argument(
+        "--good", action="append", required=True, metavar="MODEL", help="a model the gate must pass (repeat)"
+    )
     cal.add_argument(
         "--must-fail", action="append", required=True, metavar="MODEL", help="a model the gate must fail (repeat)"
     )
-    cal.add_argument("--margin", type=float, default=0.2, help="relative widening of the worst good value (default 0.2)")
+    cal.add_argument(
+        "--margin", type=float, default=0.2, help="relative widening of the worst good value (default 0.2)"
+    )
     cal.add_argument(
         "--min-margin", type=float, default=0.05,
-        help="a must-fail value nearer the worst good value than twice this (relative) is too close to count (default 0.05)",
+        help="a must-fail value nearer the worst good value than twice this (relative) is too close to count "
+        "(default 0.05)",
     )
     cal.add_argument("--guard", action="append", metavar="CHECK", help="keep a check that catches no must-fail model")
-    cal.add_argument("-o", "--output", help="calibration table, Markdown (default: <suite>.calibration.md beside it; JSON beside that)")
+    cal.add_argument(
+        "-o", "--output",
+        help="calibration table, Markdown (default: <suite>.calibration.md beside it; JSON beside that)",
+    )
     cal.add_argument(
         "--write-suite", nargs="?", const=None, default=False, metavar="PATH",
         help="write the suite with the proposed thresholds (default PATH: the suite itself)",

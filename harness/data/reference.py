@@ -15,7 +15,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from harness.cache import ArrayCache
 
-SelectValue = Union[str, int, float, bool]
+SelectValue = str | int | float | bool
 MIN_DISTANCE_A = 0.5
 # calculator results that are per-atom (go to atoms.arrays); the rest go to atoms.info
 _PER_ATOM_RESULTS = frozenset({"forces", "energies", "stresses", "magmoms", "charges"})
@@ -262,7 +262,9 @@ def _validate(atoms: Atoms, where: str, energy_key: str, forces_key: str) -> tup
     try:
         forces = np.asarray(raw_f, dtype=np.float64)
     except (TypeError, ValueError):
-        raise DataError(f"{where}: forces {forces_key!r} are not numbers (fix: store them as a real (N, 3) array)") from None
+        raise DataError(
+            f"{where}: forces {forces_key!r} are not numbers (fix: store them as a real (N, 3) array)"
+        ) from None
     if forces.shape != (n, 3):
         raise DataError(
             f"{where}: forces {forces_key!r} have shape {forces.shape}, expected ({n}, 3) "

@@ -181,7 +181,7 @@ def perturbation_energies(
     if structures_per_call < 1:
         raise CheckError(f"structures_per_call must be >= 1, got {structures_per_call}")
     plans = []
-    for s, (atoms, score) in enumerate(zip(structures, scores)):
+    for s, (atoms, score) in enumerate(zip(structures, scores, strict=True)):
         if len(score) != len(atoms):
             raise CheckError(f"structure {s}: {len(score)} scores for {len(atoms)} atoms")
         plans.append(

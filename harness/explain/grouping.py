@@ -102,7 +102,7 @@ class GroupedImportance:
         return self.classes.index(key) + 1 if key in self.classes else len(self.classes) + 1
 
     def top(self, n: int) -> list[tuple[str, float]]:
-        return list(zip(self.classes[:n], self.importance[:n]))
+        return list(zip(self.classes[:n], self.importance[:n], strict=True))
 
 
 def grouped_importance(shap_values: np.ndarray, names: Sequence[str], by: GroupBy) -> GroupedImportance:
@@ -152,7 +152,7 @@ def shell_range_of_pair(
         return None
     taken: list[str] = []
     acc = 0.0
-    for key, value in zip(sub.classes, sub.importance):
+    for key, value in zip(sub.classes, sub.importance, strict=True):
         taken.append(key)
         acc += value
         if acc >= share * total:

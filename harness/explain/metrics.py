@@ -225,7 +225,7 @@ def top_k_share(scores: np.ndarray, symbols: np.ndarray, offsets: np.ndarray, el
     left out. Undefined (with its reason) when no structure is left.
     """
     shares, with_element = [], 0
-    for s, sym in zip(split(scores, offsets), split(np.asarray(symbols), offsets)):
+    for s, sym in zip(split(scores, offsets), split(np.asarray(symbols), offsets), strict=True):
         if not np.any(sym == element):
             continue
         with_element += 1
@@ -255,12 +255,12 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 def rank_correlations(a: np.ndarray, b: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """Per-structure Spearman correlation of per-atom scores (NaN where either is constant)."""
-    return np.array([spearman(x, y) for x, y in zip(split(a, offsets), split(b, offsets))], dtype=float)
+    return np.array([spearman(x, y) for x, y in zip(split(a, offsets), split(b, offsets), strict=True)], dtype=float)
 
 
 def mean_rank_correlation(a: np.ndarray, b: np.ndarray, offsets: np.ndarray) -> float:
     """Mean over structures of the Spearman correlation of per-atom scores (NaN structures skipped)."""
-    values = [spearman(x, y) for x, y in zip(split(a, offsets), split(b, offsets))]
+    values = [spearman(x, y) for x, y in zip(split(a, offsets), split(b, offsets), strict=True)]
     finite = [v for v in values if np.isfinite(v)]
     if not finite:
         return undefined(
@@ -281,7 +281,9 @@ def share_involving(names: Sequence[str], element: str) -> float:
 def share_with_l(names: Sequence[str], ls: Sequence[int]) -> float:
     """Share of feature names whose angular channel is in `ls`."""
     wanted = set(ls)
-    return float(np.mean([parse_feature_name(n).l in wanted for n in names])) if names else undefined("no ranked features")
+    if not names:
+        return undefined("no ranked features")
+    return float(np.mean([parse_feature_name(n).l in wanted for n in names]))
 
 
 def share_with_radial(names: Sequence[str], ns: Sequence[int]) -> float:
@@ -304,7 +306,7 @@ def share_of_pair(names: Sequence[str], pair: Sequence[str]) -> float:
 def angular_histogram(names: Sequence[str]) -> dict[int, float]:
     """Share of feature names in each angular channel l."""
     ls = [parse_feature_name(n).l for n in names]
-    return {int(l): ls.count(l) / len(ls) for l in sorted(set(ls))} if ls else {}
+    return {int(l): ls.count(l) / len(ls) for l in sorted(set(ls))} if ls else {}  # noqa: E741 - l: the angular channel
 
 
 def pair_histogram(names: Sequence[str]) -> dict[str, float]:

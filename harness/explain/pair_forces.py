@@ -82,7 +82,7 @@ def shell_profile(
 ) -> list[ShellBias]:
     """Mean central force error per shell; shells with fewer than ``min_pairs`` pairs are left out."""
     out = []
-    for lo, hi in zip(edges_A[:-1], edges_A[1:]):
+    for lo, hi in zip(edges_A[:-1], edges_A[1:], strict=True):
         inside = (distances >= lo) & (distances < hi)
         count = int(inside.sum())
         if count >= min_pairs:

@@ -156,7 +156,10 @@ def unexplained_reason(what: str, r2: float, bound_text: str, consequence: str) 
 
 
 def _all_undefined(check: CheckBase, why: str) -> list[Measurement]:
-    return [judge(metric, bound, undefined(why), gate=metric == "surrogate_cv_r2") for metric, bound in check.bounds().items()]
+    return [
+        judge(metric, bound, undefined(why), gate=metric == "surrogate_cv_r2")
+        for metric, bound in check.bounds().items()
+    ]
 
 
 def _shap_classes(check: ShapClassesCheck, model: str, run: SuiteRun) -> ShapResult:
@@ -172,7 +175,9 @@ def _shap_classes(check: ShapClassesCheck, model: str, run: SuiteRun) -> ShapRes
     def share(compute: Callable[[], float], named: list[str] | None = None) -> float:
         absent = [el for el in named or [] if el not in elements]
         if absent:  # its SOAP block is zero on every structure: a share of it would be vacuous
-            return undefined(f"no {', '.join(absent)} atom in the reference structures (elements: {', '.join(elements)})")
+            return undefined(
+                f"no {', '.join(absent)} atom in the reference structures (elements: {', '.join(elements)})"
+            )
         return compute() if unranked is None else undefined(unranked)
 
     values: dict[str, float] = {}
@@ -219,7 +224,7 @@ def _shap_classes(check: ShapClassesCheck, model: str, run: SuiteRun) -> ShapRes
         "surrogate_cv_r2": explanation.cv_r2,
         "surrogate_cv_r2_folds": [float(v) for v in explanation.cv_r2_folds],
         "top_features": [
-            {"name": n, "mean_abs_shap": v} for n, v in zip(top, explanation.importance_of(top))
+            {"name": n, "mean_abs_shap": v} for n, v in zip(top, explanation.importance_of(top), strict=True)
         ],
         "angular_histogram": {str(k): v for k, v in metrics.angular_histogram(top).items()},
         "pair_histogram": metrics.pair_histogram(top),

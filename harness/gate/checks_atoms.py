@@ -33,7 +33,9 @@ def class_label(key: str, grouped: GroupedImportance, shap_values, names, descri
     return key
 
 
-def _atom_error_classes(check: AtomErrorClassesCheck, model: str, run) -> tuple[list[Measurement], str | None, dict[str, Any], str | None]:
+def _atom_error_classes(
+    check: AtomErrorClassesCheck, model: str, run
+) -> tuple[list[Measurement], str | None, dict[str, Any], str | None]:
     from harness.errors import CheckError
     from harness.gate.checks import unexplained_reason
 
@@ -42,7 +44,10 @@ def _atom_error_classes(check: AtomErrorClassesCheck, model: str, run) -> tuple[
     except CheckError as err:  # too few atoms or structures for the folds, a target without variance
         why = f"per-atom surrogate: {err}"
         return (
-            [judge(metric, bound, undefined(why), gate=metric == "surrogate_cv_r2") for metric, bound in check.bounds().items()],
+            [
+                judge(metric, bound, undefined(why), gate=metric == "surrogate_cv_r2")
+                for metric, bound in check.bounds().items()
+            ],
             None,
             {"surrogate": why},
             None,
@@ -85,9 +90,15 @@ def _atom_error_classes(check: AtomErrorClassesCheck, model: str, run) -> tuple[
         parts = [f"top class: {top[0]['label']} ({top[0]['share']:.2f} of the grouped |SHAP|)"] if top else []
         if key is not None and key in grouped.classes:
             label = class_label(key, grouped, explanation.shap_values, names, check.descriptor)
-            parts.insert(0, f"{label}: share {grouped.share(key):.2f}, rank {grouped.rank(key)} of {len(grouped.classes)}")
-        failed = ", ".join(f"{m.metric} = {m.value:.3g} outside {m.bound.describe()}" for m in measured[1:] if not m.passed)
-        reason = f"per-atom force error ({check.descriptor}, grouped by {check.group_by}): {failed}; " + "; ".join(parts)
+            parts.insert(
+                0, f"{label}: share {grouped.share(key):.2f}, rank {grouped.rank(key)} of {len(grouped.classes)}"
+            )
+        failed = ", ".join(
+            f"{m.metric} = {m.value:.3g} outside {m.bound.describe()}" for m in measured[1:] if not m.passed
+        )
+        reason = (
+            f"per-atom force error ({check.descriptor}, grouped by {check.group_by}): {failed}; " + "; ".join(parts)
+        )
     sample_symbols = run.reference.symbols[explanation.sample.atoms]
     details = {
         "descriptor": check.descriptor,
@@ -106,7 +117,9 @@ def _atom_error_classes(check: AtomErrorClassesCheck, model: str, run) -> tuple[
     return measured, reason, details, unexplained
 
 
-def _pair_force_bias(check: PairForceBiasCheck, model: str, run) -> tuple[list[Measurement], str | None, dict[str, Any]]:
+def _pair_force_bias(
+    check: PairForceBiasCheck, model: str, run
+) -> tuple[list[Measurement], str | None, dict[str, Any]]:
     import numpy as np
 
     from harness.explain.pair_forces import central_force_errors, shell_profile
@@ -168,7 +181,8 @@ def _pair_force_bias(check: PairForceBiasCheck, model: str, run) -> tuple[list[M
         "pair": label,
         "n_pairs": int(len(d)),
         "profile": [
-            {"lo_A": s.lo_A, "hi_A": s.hi_A, "n_pairs": s.n_pairs, "mean_meV_per_A": s.mean_eV_per_A * 1000} for s in profile
+            {"lo_A": s.lo_A, "hi_A": s.hi_A, "n_pairs": s.n_pairs, "mean_meV_per_A": s.mean_eV_per_A * 1000}
+            for s in profile
         ],
     }
     return measured, reason, details

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import Literal
 
 import numpy as np
@@ -50,7 +50,7 @@ class Neighbours:
         return int(self.edge_index.shape[1])
 
 
-@lru_cache(maxsize=None)
+@cache
 def available_backends() -> tuple[str, ...]:
     """Backends importable here, fastest first (``ase`` is always present)."""
     found = [name for name in ("vesin", "matscipy") if importlib.util.find_spec(name) is not None]

@@ -267,7 +267,7 @@ def read_safe_checkpoint(path: Path | str) -> SafeCheckpoint:
     try:
         with safe_open(str(path), framework="pt", device="cpu") as handle:
             metadata = handle.metadata()
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 - safe_open is no dict
     except Exception as error:  # noqa: BLE001 - safetensors raises its own error types
         raise ModelError(
             f"safe checkpoint {path}: cannot read it as safetensors "

@@ -231,8 +231,8 @@ def calibrate(
         if not path.is_file():
             raise ModelError(f"checkpoint {path}: {'not a file' if path.exists() else 'not found'}")
     taken: set[str] = set()
-    roles = {n: ("good", p) for n, p in zip(_model_names(good_paths, taken), good_paths)}
-    roles.update({n: ("must-fail", p) for n, p in zip(_model_names(bad_paths, taken), bad_paths)})
+    roles = {n: ("good", p) for n, p in zip(_model_names(good_paths, taken), good_paths, strict=True)}
+    roles.update({n: ("must-fail", p) for n, p in zip(_model_names(bad_paths, taken), bad_paths, strict=True)})
 
     rows: dict[tuple[int, str], Row] = {}
     rule_failures: dict[str, dict[str, str]] = {}
@@ -258,7 +258,8 @@ def calibrate(
             except CheckError as err:
                 problems.append(f"check {label!r} could not be measured on {role} model {name}: {err}")
                 continue
-            reason = getattr(outcome, "failure_reason", outcome.reason)  # incl. an unexplained error under if_unexplained: fail
+            # incl. an unexplained error under if_unexplained: fail
+            reason = getattr(outcome, "failure_reason", outcome.reason)
             if reason is not None:
                 rule_failures.setdefault(label, {})[name] = reason
             for m in outcome.measurements:
@@ -275,7 +276,10 @@ def calibrate(
 def _propose_all(cal: Calibration, margin: float, guards: set[str], min_margin: float = DEFAULT_MIN_MARGIN) -> None:
     for row in cal.rows:
         if row.fixed:
-            low = [n for n, v in {**row.good, **row.must_fail}.items() if v.value is not None and not row.current.admits(v.value)]
+            low = [
+                n for n, v in {**row.good, **row.must_fail}.items()
+                if v.value is not None and not row.current.admits(v.value)
+            ]
             if low:
                 cal.notes.append(
                     f"check {row.check!r}: {row.metric} is outside its kept bound {row.current.describe()} for "
@@ -317,7 +321,8 @@ def _propose_all(cal: Calibration, margin: float, guards: set[str], min_margin: 
                 parts.append(f"{r.metric}: worst good {worst}, must-fail {values}")
         cal.problems.append(
             f"check {check!r} cannot separate the good from the must-fail models "
-            f"({'; '.join(parts) or 'no calibrated metric'}); drop it, change its metrics, or keep it with --guard {check}"
+            f"({'; '.join(parts) or 'no calibrated metric'}); "
+            f"drop it, change its metrics, or keep it with --guard {check}"
         )
     for model in bad:
         if not cal.caught_by(model):

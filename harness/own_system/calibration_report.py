@@ -146,7 +146,8 @@ def write_suite(cal: Calibration, loaded: LoadedSuite, target: Path, *, record: 
                 path=loaded.path, line=number, fix=f"set it by hand from {record}",
             )
         old = yaml.safe_load(match.group(1)) or {}
-        new = {("on" if k is True else k): v for k, v in old.items() if k not in ("min", "max")}  # YAML 1.1 reads `on` as True
+        # YAML 1.1 reads `on` as True
+        new = {("on" if k is True else k): v for k, v in old.items() if k not in ("min", "max")}
         b = r.proposal.bound
         body = ", ".join([f"{s}: {_yaml_float(getattr(b, s))}" for s in ("min", "max") if getattr(b, s) is not None])
         body += "".join(f", {k}: {json.dumps(v)}" for k, v in new.items())

@@ -154,7 +154,8 @@ def suite_text(
         "models:",
         f"  candidate: {candidate}",
         "descriptor:",
-        f"  soap: {{species: [{', '.join(_q(s) for s in species)}]}}    # the elements of the structures; the paper's SOAP settings",
+        f"  soap: {{species: [{', '.join(_q(s) for s in species)}]}}    "
+        "# the elements of the structures; the paper's SOAP settings",
         "surrogate: {target: signed}    # E_model - E_ref: a systematic error keeps its sign (the shipped example's "
         "surrogate R^2 rose from 0.58 to 0.72 with it)",
         "settings: {dtype: float64, seed: 0}",
@@ -238,7 +239,8 @@ def init_suite(
     missing = [el for el in focus if el not in species]
     if missing:
         raise DataError(
-            f"{structures}: --focus {' '.join(missing)}: no such atom in the structures (elements: {', '.join(species)})"
+            f"{structures}: --focus {' '.join(missing)}: no such atom in the structures "
+            f"(elements: {', '.join(species)})"
         )
     checkpoint_sha256 = sha256_file(checkpoint)
     _check_model(checkpoint, checkpoint_sha256, species, device)

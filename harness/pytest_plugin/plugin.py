@@ -148,7 +148,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="Fit the SHAP surrogate of every evaluated model so the results carry its top features and R^2 even "
         "where no check needed them (about a minute per model for 300 structures; cached). Implied by --harness-html. "
-        "Given explicitly, also the per-atom pair-shell surrogate (top classes with distances, harness.reports.atom_summary).",
+        "Given explicitly, also the per-atom pair-shell surrogate (top classes with distances, "
+        "harness.reports.atom_summary).",
     )
     group.addoption(
         "--harness-scores",

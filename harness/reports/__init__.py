@@ -1,1 +1,5 @@
-"""Reports from results documents: the summary table and JSON, its schema, HTML and plots, per-atom exports, training history, comparisons of runs, measure tables, paper tables, spread."""
+"""Reports from results documents.
+
+The summary table and JSON, its schema, HTML and plots, per-atom exports, training history, comparisons of runs,
+measure tables, paper tables, spread.
+"""

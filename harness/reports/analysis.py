@@ -74,7 +74,7 @@ def _shap_summary(run: SuiteRun, name: str, top_n: int) -> dict[str, Any]:
         "surrogate_cv_r2_folds": [float(v) for v in explanation.cv_r2_folds],
         "target": run.suite.surrogate.target,
         "per": run.suite.surrogate.per,
-        "top": [{"name": n, "mean_abs_shap": v} for n, v in zip(top, explanation.importance_of(top))],
+        "top": [{"name": n, "mean_abs_shap": v} for n, v in zip(top, explanation.importance_of(top), strict=True)],
         "angular_histogram": {str(k): v for k, v in metrics.angular_histogram(top).items()},
         "pair_histogram": metrics.pair_histogram(top),
     }
@@ -99,7 +99,10 @@ def _structure_view(run: SuiteRun, names: list[str]) -> dict[str, Any]:
 
 
 def _atoms_summary(run: SuiteRun, name: str, fit: bool) -> dict[str, Any] | None:
-    """The per-atom classes of a model (harness.reports.atom_summary): computed by a check of this run, else fitted if `fit`."""
+    """The per-atom classes of a model (harness.reports.atom_summary).
+
+    Computed by a check of this run, else fitted if `fit`.
+    """
     from harness.reports.atom_summary import (
         atom_check_for,
         atom_summary,

@@ -106,4 +106,6 @@ def format_rows(rows: list[Row], *, tolerance: float) -> str:
              f"{outcome(r.status_before)} -> {outcome(r.status_after)}", ", ".join(notes))
         )
     widths = [max(len(row[i]) for row in table) for i in range(6)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row[:6], widths)) + "  " + row[6] for row in table)
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row[:6], widths, strict=True)) + "  " + row[6] for row in table
+    )

@@ -213,10 +213,10 @@ def format_history(history: History, series: list[Series]) -> str:
     for s in series:
         first = s.first_failure
         flags = s.inconclusive or (False,) * len(s.values)
-        cells = (_cell(v, p, i) for v, p, i in zip(s.values, s.passed, flags))
+        cells = (_cell(v, p, i) for v, p, i in zip(s.values, s.passed, flags, strict=True))
         table.append((s.model, s.check, s.metric, *cells, labels[first] if first is not None else "-"))
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table]
     lines.insert(1, "-" * len(lines[0]))
     checks = {}
     for s in series:
@@ -268,7 +268,7 @@ def write_history_plots(path: Path | str, history: History, series: list[Series]
     if path.suffix.lower() not in (".html", ".htm"):
         raise DataError(f"{path}: history plots are written as .png or .html (fix: name the file so)")
     images = "".join(
-        '<img class="plot" data-plot="history" alt="{0}" src="data:image/png;base64,{1}">'.format(
+        '<img class="plot" data-plot="history" alt="{}" src="data:image/png;base64,{}">'.format(
             escape(p.title),
             base64.b64encode(
                 plots.metric_history(p, history.x, x_label=x_label[history.ordered_by], tick_labels=ticks)

@@ -58,6 +58,11 @@ def _fmt(value: Any) -> str:
     return escape(str(value))
 
 
+def _range_html(range_A: Any) -> str:
+    """'2.75&ndash;3.50' for a (lo, hi) distance range in A; 'n/a' for None."""
+    return "n/a" if range_A is None else f"{range_A[0]:.2f}&ndash;{range_A[1]:.2f}"
+
+
 def _bound(m: Mapping[str, Any]) -> str:
     lo, hi = m.get("min"), m.get("max")
     if lo is not None and hi is not None:
@@ -261,8 +266,7 @@ def _atom_classes(ident: str, models: Mapping[str, Any]) -> str:
         if "error" in a:
             body += f"<h3>{escape(n)}</h3>" + _note(f"no per-atom surrogate: {a['error']}")
             continue
-        rows = [[escape(c["class"]), escape(c["label"]),
-                 "n/a" if c["distance_range_A"] is None else f"{c['distance_range_A'][0]:.2f}&ndash;{c['distance_range_A'][1]:.2f}",
+        rows = [[escape(c["class"]), escape(c["label"]), _range_html(c["distance_range_A"]),
                  _fmt(c["mean_abs_shap"]), _fmt(c["share"])] for c in a["top_classes"]]
         body += f"<h3>{escape(n)}</h3>" + _note(
             f"per-atom surrogate of the force-error norm: structure-grouped CV R^2 = {_fmt(a['surrogate_cv_r2'])} "

@@ -101,7 +101,7 @@ def _shap(run: SuiteRun, explanation: Explanation, elements: list[str], top_n: i
     first, second = explanation.importance_of(top[:2]) + [0.0] * (2 - len(top[:2]))
     return {
         "surrogate_cv_r2": explanation.cv_r2,
-        "top": [{"name": n, "mean_abs_shap": v} for n, v in zip(top, explanation.importance_of(top))],
+        "top": [{"name": n, "mean_abs_shap": v} for n, v in zip(top, explanation.importance_of(top), strict=True)],
         # share of 200 structure resamples in which each feature is in the top N
         "top_n_frequency": top_n_frequency(
             explanation.shap_values, explanation.feature_names, top_n, seed=run.suite.settings.seed

@@ -44,7 +44,7 @@ def k_way_overlaps(tops: Mapping[str, Sequence[str]], k: int) -> dict[tuple[str,
 def _models(document: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     try:
         models = document["models"]
-        for name, m in models.items():
+        for m in models.values():
             m["accuracy"], m["gradcam"], m["shap"]
     except (KeyError, TypeError) as err:
         raise DataError(f"not a `mlff-harness measure` document: missing {err}") from err
@@ -76,11 +76,17 @@ def analysis_markdown(
     ]
     out += _table(
         ["model", "E RMSE meV/atom", "F RMSE meV/A"],
-        [[label[n], m["accuracy"]["energy_rmse_meV_per_atom"], m["accuracy"]["force_rmse_meV_per_A"]] for n, m in models.items()],
+        [
+            [label[n], m["accuracy"]["energy_rmse_meV_per_atom"], m["accuracy"]["force_rmse_meV_per_A"]]
+            for n, m in models.items()
+        ],
     )
     out += ["## Grad-CAM (where)", ""]
     out += _table(
-        ["model", *(f"mean {el} (normalised)" for el in elements), "overall mean (normalised)", "ReLU-zeroed", f"{focus}/host"],
+        [
+            "model", *(f"mean {el} (normalised)" for el in elements), "overall mean (normalised)", "ReLU-zeroed",
+            f"{focus}/host",
+        ],
         [
             [
                 label[n],
@@ -112,11 +118,12 @@ def analysis_markdown(
         ],
     )
     # a model without a surrogate (measure's shap: {"error": why}) has no histogram and no top list
-    ls = sorted({l for m in models.values() for l in m["shap"].get("angular_histogram", {})}, key=int)
+    hists = {n: m["shap"].get("angular_histogram", {}) for n, m in models.items()}
+    ls = sorted({l for h in hists.values() for l in h}, key=int)  # noqa: E741 - l: the angular channel
     out += [f"Angular channel l of the top {top_n} (share):", ""]
     out += _table(
-        ["model", *(f"l={l}" for l in ls)],
-        [[label[n], *(models[n]["shap"].get("angular_histogram", {}).get(l, 0.0) for l in ls)] for n in names],
+        ["model", *(f"l={l}" for l in ls)],  # noqa: E741 - l: the angular channel
+        [[label[n], *(hists[n].get(l, 0.0) for l in ls)] for n in names],  # noqa: E741 - l: the angular channel
     )
     tops = {n: [t["name"] for t in m["shap"].get("top", [])] for n, m in models.items()}
     out += [f"## Overlap of the top-{top_n} SHAP sets", ""]
@@ -126,7 +133,8 @@ def analysis_markdown(
     )
     for k in range(3, len(names) + 1):
         overlaps = k_way_overlaps(tops, k)
-        out += [f"{k}-way: " + "; ".join(f"{' & '.join(label[g] for g in group)}: {v}" for group, v in overlaps.items()), ""]
+        joined = "; ".join(f"{' & '.join(label[g] for g in group)}: {v}" for group, v in overlaps.items())
+        out += [f"{k}-way: {joined}", ""]
     out += [f"Full top-{top_n} lists:", ""]
     for n in names:
         out += [f"- {label[n]}: " + ", ".join(f"`{t}`" for t in tops[n])]

@@ -80,9 +80,10 @@ def top_features(model: str, top: Sequence[Mapping[str, Any]]) -> bytes:
 
 def angular_histogram(per_model: Mapping[str, Mapping[str, float]]) -> bytes:
     """Share of each angular channel l among every model's top features."""
-    ls = sorted({int(l) for hist in per_model.values() for l in hist})  # noqa: E741
+    ls = sorted({int(l) for hist in per_model.values() for l in hist})  # noqa: E741 - l: the angular channel
     fig, ax = _figure(6, 3.5)
-    _grouped_bars(ax, [f"l={l}" for l in ls], {m: [h.get(str(l), 0.0) for l in ls] for m, h in per_model.items()})
+    bars = {m: [h.get(str(l), 0.0) for l in ls] for m, h in per_model.items()}  # noqa: E741 - l: the angular channel
+    _grouped_bars(ax, [f"l={l}" for l in ls], bars)  # noqa: E741 - l: the angular channel
     ax.set_ylabel("share of top features")
     ax.set_title("Angular channels of the top SHAP features")
     return _png(fig)
@@ -188,7 +189,7 @@ def history_grid(
     fig = Figure(figsize=(6 * cols, 3.2 * rows), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
-    for ax, panel in zip(axes, panels):
+    for ax, panel in zip(axes, panels, strict=False):
         _draw_history(ax, panel, x, tick_labels)
         ax.set_xlabel(x_label, fontsize="small")
     for ax in axes[len(panels):]:

@@ -76,7 +76,7 @@ def summary_table(outcomes: Sequence[CheckOutcome], accuracy: Mapping[str, Mappi
         if note:
             rows.append((o.model, o.check, "reason", "", "", "", note))
     widths = [max(len(r[i]) for r in rows) for i in range(6)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:6], widths)) + "  " + row[6] for row in rows]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:6], widths, strict=True)) + "  " + row[6] for row in rows]
     lines.insert(1, "-" * len(lines[0]))
     if accuracy:
         lines.append("")
@@ -92,7 +92,7 @@ def summary_table(outcomes: Sequence[CheckOutcome], accuracy: Mapping[str, Mappi
             for name, a in accuracy.items()
         ]
         w = [max(len(r[i]) for r in acc_rows) for i in range(5)]
-        lines += ["  ".join(c.ljust(x) for c, x in zip(r, w)) for r in acc_rows]
+        lines += ["  ".join(c.ljust(x) for c, x in zip(r, w, strict=True)) for r in acc_rows]
     return "\n".join(lines)
 
 

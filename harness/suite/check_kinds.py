@@ -1,4 +1,7 @@
-"""The check kinds of a suite file: one strict model per kind, each naming what it measures and the bounds it is gated on."""
+"""The check kinds of a suite file.
+
+One strict model per kind, each naming what it measures and the bounds it is gated on.
+"""
 
 from __future__ import annotations
 
@@ -73,7 +76,8 @@ class AccuracyCheck(CheckBase):
     force_rmse_meV_per_A: Bound | None = Field(None, description="RMSE of force components, meV/A.")
     force_mae_meV_per_A: Bound | None = Field(None, description="MAE of force components, meV/A.")
     per_element: dict[str, ElementAccuracy] = Field(
-        default_factory=dict, description="Force-error bounds per element symbol, e.g. {Fe: {force_rmse_meV_per_A: {max: 80}}}."
+        default_factory=dict,
+        description="Force-error bounds per element symbol, e.g. {Fe: {force_rmse_meV_per_A: {max: 80}}}.",
     )
     group_by: str | None = Field(
         None, min_length=1, description="atoms.info key that groups structures for per-group errors (e.g. config_type)."
@@ -89,7 +93,9 @@ class AccuracyCheck(CheckBase):
         for element, body in value.items():
             _element(element)
             if not any(isinstance(v, Bound) for _, v in body):
-                raise ValueError(f"per_element.{element} has no threshold: give force_rmse_meV_per_A or force_mae_meV_per_A")
+                raise ValueError(
+                    f"per_element.{element} has no threshold: give force_rmse_meV_per_A or force_mae_meV_per_A"
+                )
         return value
 
     @field_validator("per_group", mode="before")
@@ -168,8 +174,9 @@ class ShapLevelBase(CheckBase):
         "is judged and the outcome is: 'fail' (the check fails), 'pass' (it passes, reported as inconclusive) "
         "or 'skip' (pytest skips it, reported as inconclusive). Default 'skip': in the shipped calibration every "
         "model the SHAP level catches has an error the surrogate explains well (R^2 0.79 for a planted dopant "
-        "pair term, 0.975 for a dopant-blind model), while good models sit at 0.66-0.81 and an excellent model whose remaining error is "
-        "noise has none to explain; failing them says nothing about the model, and a skip stays visible in "
+        "pair term, 0.975 for a dopant-blind model), while good models sit at 0.66-0.81 and an excellent model "
+        "whose remaining error is noise has none to explain; failing them says nothing about the model, and a skip "
+        "stays visible in "
         "pytest's summary and JUnit.",
     )
 
@@ -184,7 +191,9 @@ class ShapClassesCheck(ShapLevelBase):
     )
     top_n: int = Field(20, ge=1, description="Number of top SHAP features the shares count.")
     involving: str | None = Field(None, description="Element for involving_share (e.g. a dopant).")
-    involving_share: Bound | None = Field(None, description="Share of the top_n features whose pair involves `involving`.")
+    involving_share: Bound | None = Field(
+        None, description="Share of the top_n features whose pair involves `involving`."
+    )
     angular_l: list[int] | None = Field(None, description="Angular channels l counted in angular_l_share.")
     angular_l_share: Bound | None = Field(None, description="Share of the top_n features with l in `angular_l`.")
     radial_n: list[int] | None = Field(
@@ -256,7 +265,9 @@ class RegressionCheck(ShapLevelBase):
     """
 
     kind: Literal["regression"] = Field(description="The check kind (the key of the list item in YAML).")
-    baseline: str = Field(description="Baseline JSON, relative to the suite file; written by --harness-regen-baselines.")
+    baseline: str = Field(
+        description="Baseline JSON, relative to the suite file; written by --harness-regen-baselines."
+    )
     top_n: int = Field(20, ge=1, description="Size of the top SHAP sets compared.")
     gradcam_rank_correlation: Bound | None = Field(
         None, description="Mean per-structure Spearman correlation of per-atom scores with the baseline's."
@@ -290,7 +301,8 @@ class AtomErrorClassesCheck(ShapLevelBase):
 
     kind: Literal["atom_error_classes"] = Field(description="The check kind (the key of the list item in YAML).")
     descriptor: Literal["pair_shells", "soap"] = Field(
-        "pair_shells", description="Per-atom descriptor: pair shells (descriptor.pair_shells) or SOAP per atom (descriptor.soap)."
+        "pair_shells",
+        description="Per-atom descriptor: pair shells (descriptor.pair_shells) or SOAP per atom (descriptor.soap).",
     )
     target: Literal["force_error_norm"] = Field(
         "force_error_norm", description="Per-atom target: |F_model - F_ref| in eV/A."
@@ -330,7 +342,9 @@ class AtomErrorClassesCheck(ShapLevelBase):
         if self.descriptor == "soap" and self.group_by in ("directed", "centre", "neighbour", "shell"):
             raise ValueError(f"SOAP features have no {self.group_by!r} class: use pair, angular or radial")
         if self.descriptor == "pair_shells" and self.group_by in ("angular", "radial"):
-            raise ValueError(f"pair-shell features have no {self.group_by!r} class: use pair, directed, centre, neighbour or shell")
+            raise ValueError(
+                f"pair-shell features have no {self.group_by!r} class: use pair, directed, centre, neighbour or shell"
+            )
         return self
 
 

@@ -35,7 +35,9 @@ class AttributionFaithfulnessCheck(FaithfulnessBase):
     draws: int = Field(4, ge=1, le=64, description="Random draws (directions; random atom sets) per k.")
     seed: int | None = Field(None, ge=0, description="Seed of directions and random atoms; default: settings.seed.")
     top_to_random_dE_ratio: IntervalBound | None = Field(
-        None, description="mean |dE| displacing the top-k atoms / mean |dE| displacing k random atoms (1: no better than chance)."
+        None,
+        description="mean |dE| displacing the top-k atoms / mean |dE| displacing k random atoms "
+        "(1: no better than chance).",
     )
     curve_area: IntervalBound | None = Field(
         None,
@@ -61,7 +63,9 @@ class RandomisationSanityCheck(FaithfulnessBase):
     """
 
     kind: Literal["randomisation_sanity"] = Field(description="The check kind (the key of the list item in YAML).")
-    cascade: bool = Field(True, description="Randomise cumulatively block by block from the readout; false: all layers only.")
+    cascade: bool = Field(
+        True, description="Randomise cumulatively block by block from the readout; false: all layers only."
+    )
     redraw: Literal["per_structure", "once"] = Field(
         "per_structure",
         description=(
@@ -93,12 +97,15 @@ class SurrogateFaithfulnessCheck(FaithfulnessBase, ShapLevelBase):
     top_n: int = Field(5, ge=1, description="N: features replaced by their training means.")
     draws: int = Field(20, ge=1, le=1000, description="Random draws of N features.")
     holdout_fraction: float = Field(0.3, gt=0, lt=1, description="Share of the structures held out of the fit.")
-    seed: int | None = Field(None, ge=0, description="Seed of the split and the random features; default: settings.seed.")
+    seed: int | None = Field(
+        None, ge=0, description="Seed of the split and the random features; default: settings.seed."
+    )
     heldout_r2: Bound = Field(
         Bound(min=0.5), description="Surrogate R^2 on the held-out structures; gates the other metrics."
     )
     top_to_random_r2_drop_ratio: IntervalBound | None = Field(
-        None, description="Drop of held-out R^2 removing the top-N SHAP features / mean drop removing N random features."
+        None,
+        description="Drop of held-out R^2 removing the top-N SHAP features / mean drop removing N random features.",
     )
     top_r2_drop: IntervalBound | None = Field(
         None, description="Drop of held-out R^2 when the top-N SHAP features are replaced by their training means."

@@ -127,7 +127,7 @@ def _gate(task: SweepTask) -> tuple[dict, list[str]]:
                 could_not.append(f"check {check_label(check)!r} on model {model!r} {outcomes[-1].reason}")
     try:
         sections = [suite_section(run, explain="all" if task.explain else "computed")]
-    except HarnessError as error:  # as the plugin: its checks already failed saying why
+    except HarnessError:  # as the plugin: its checks already failed saying why
         if not could_not:
             raise
         sections = []

@@ -1,4 +1,7 @@
-"""The safe checkpoint format's MACE side: the architecture as plain JSON and the module rebuilt from it, weights from safetensors: no pickle anywhere."""
+"""The safe checkpoint format's MACE side: no pickle anywhere.
+
+The architecture as plain JSON and the module rebuilt from it, weights from safetensors.
+"""
 
 from __future__ import annotations
 

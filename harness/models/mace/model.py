@@ -1,4 +1,7 @@
-"""MACE behind the :class:`harness.models.Model` interface: load a checkpoint, evaluate energies, forces and Grad-CAM in one pass, the cascade of blocks, saving."""
+"""MACE behind the :class:`harness.models.Model` interface.
+
+Load a checkpoint, evaluate energies, forces and Grad-CAM in one pass, the cascade of blocks, saving.
+"""
 
 from __future__ import annotations
 
