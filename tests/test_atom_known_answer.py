@@ -24,13 +24,12 @@ from ase.io import read
 from harness.explain.atom_explain import AtomExplanation, explain_atoms, stratified_atoms
 from harness.explain.grouping import grouped_importance, pair_key
 from harness.explain.pair_shells import (
-    PairShellSettings,
     pair_shell_feature_names,
     pair_shell_features,
     parse_pair_shell_name,
 )
 from harness.explain.planted import PairTerm
-from harness.suite.schema import Surrogate
+from harness.suite.schema import PairShells, Surrogate
 
 TEST_SET = Path(__file__).resolve().parents[1] / "reference_data" / "cr_sb2te3" / "test.extxyz.gz"
 CU_AU_TEST_SET = Path(__file__).resolve().parents[1] / "reference_data" / "cu_au" / "test.extxyz.gz"
@@ -49,7 +48,7 @@ class Case:
         self.frames = frames
         symbols = np.concatenate([a.get_chemical_symbols() for a in frames])
         self.sample = stratified_atoms(symbols, [len(a) for a in frames], max_atoms, seed=0)
-        self.settings = PairShellSettings(species=tuple(sorted(set(symbols.tolist()))), r_min_A=2.0, r_max_A=6.0)
+        self.settings = PairShells(species=list(sorted(set(symbols.tolist()))), r_min_A=2.0, r_max_A=6.0)
         self.x = pair_shell_features(frames, self.settings, self.sample.atoms_of)
         self.names = pair_shell_feature_names(self.settings)
         self.noise = np.random.default_rng(1).normal(0, NOISE_eV_PER_A, (len(symbols), 3))

@@ -5,20 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from ase import Atoms
+from pydantic import ValidationError
 
 from harness.errors import CheckError, DataError
 from harness.explain.pair_shells import (
-    PairShellSettings,
     pair_shell_feature_names,
     pair_shell_features,
     parse_pair_shell_name,
     structure_pair_shells,
 )
+from harness.suite.schema import PairShells
 
-HARD = PairShellSettings(species=("Te", "Cr"), r_min_A=2.0, r_max_A=6.0, shell_width_A=0.25, smooth_A=0.0)
+HARD = PairShells(species=["Te", "Cr"], r_min_A=2.0, r_max_A=6.0, shell_width_A=0.25, smooth_A=0.0)
 
 
-def column(x: np.ndarray, settings: PairShellSettings, name: str) -> np.ndarray:
+def column(x: np.ndarray, settings: PairShells, name: str) -> np.ndarray:
     return x[:, pair_shell_feature_names(settings).index(name)]
 
 
@@ -61,7 +62,7 @@ def test_periodic_images_are_counted() -> None:
 
 
 def test_smooth_shells_are_a_partition_of_the_count() -> None:
-    smooth = PairShellSettings(species=("Cr", "Te"), r_min_A=2.0, r_max_A=6.0, shell_width_A=0.25, smooth_A=0.05)
+    smooth = PairShells(species=["Cr", "Te"], r_min_A=2.0, r_max_A=6.0, shell_width_A=0.25, smooth_A=0.05)
     atoms = Atoms("CrTe", positions=[[5, 5, 5], [5, 5, 8.0]], cell=[20, 20, 20], pbc=False)  # exactly on an edge
     x = structure_pair_shells(atoms, smooth)
     assert column(x, smooth, "Cr|Te@2.75-3.00A")[0] == pytest.approx(0.5)
@@ -83,7 +84,7 @@ def test_names_parse_and_selection_keeps_rows() -> None:
 
 
 def test_bad_inputs_are_refused() -> None:
-    with pytest.raises(CheckError, match="whole number"):
-        PairShellSettings(species=("Cr",), r_min_A=2.0, r_max_A=6.1, shell_width_A=0.25)
+    with pytest.raises(ValidationError, match="whole number"):  # one settings type: the suite schema's
+        PairShells(species=["Cr"], r_min_A=2.0, r_max_A=6.1, shell_width_A=0.25)
     with pytest.raises(DataError, match="Sb"):
         pair_shell_features([Atoms("CrSb", positions=[[0, 0, 0], [0, 0, 3]], cell=[9, 9, 9])], HARD)

@@ -146,20 +146,12 @@ def explain_atoms(
     )
 
 
-def pair_shell_settings_of(run):  # -> PairShellSettings
+def pair_shell_settings_of(run):  # -> harness.suite.schema.PairShells
     """The suite's pair-shell settings, species from the reference data when omitted."""
-    from harness.explain.pair_shells import PairShellSettings
-
     spec = run.suite.descriptor.pair_shells
-    species = tuple(spec.species) if spec.species is not None else tuple(run.reference.elements)
-    return PairShellSettings(
-        species=species,
-        r_min_A=spec.r_min_A,
-        r_max_A=spec.r_max_A,
-        shell_width_A=spec.shell_width_A,
-        smooth_A=spec.smooth_A,
-        centre_indicators=spec.centre_indicators,
-    )
+    if spec.species is not None:
+        return spec
+    return spec.model_copy(update={"species": list(run.reference.elements)})
 
 
 def soap_settings_of(run):  # -> schema.Soap
@@ -169,10 +161,9 @@ def soap_settings_of(run):  # -> schema.Soap
 
 def run_settings(run, check) -> dict:
     """Everything a per-atom explanation depends on besides the model's outputs (a cache key part)."""
-    from dataclasses import asdict
 
     if check.descriptor == "pair_shells":
-        descriptor = asdict(pair_shell_settings_of(run))
+        descriptor = pair_shell_settings_of(run).model_dump()
     else:
         descriptor = {**soap_settings_of(run).model_dump(), "average": "off"}
     return {

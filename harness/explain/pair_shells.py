@@ -43,63 +43,28 @@ from ase import Atoms
 from ase.data import atomic_numbers as _ATOMIC_NUMBERS
 
 from harness.errors import CheckError, DataError
+from harness.suite.schema import PairShells
 
 _NAME_RE = re.compile(r"^([A-Z][a-z]?)\|([A-Z][a-z]?)@(\d+\.\d+)-(\d+\.\d+)A$")
 _CENTRE_RE = re.compile(r"^centre=([A-Z][a-z]?)$")
 _TAIL_SIGMAS = 5.0  # neighbours up to r_max + 5 s can add to the last shell
 
 
-@dataclass(frozen=True)
-class PairShellSettings:
-    """Species and shells of the pair-shell descriptor (lengths in angstrom)."""
+def sorted_species(settings: PairShells) -> tuple[str, ...]:
+    """The species in atomic-number order (the column order); they must have been resolved."""
+    if not settings.species:
+        raise CheckError("pair-shell species are not resolved (fix: name them, or take the suite run's settings)")
+    return tuple(sorted(settings.species, key=lambda s: _ATOMIC_NUMBERS[s]))
 
-    species: tuple[str, ...]
-    r_min_A: float = 2.0
-    r_max_A: float = 6.0
-    shell_width_A: float = 0.25
-    smooth_A: float = 0.05
-    centre_indicators: bool = True
 
-    def __post_init__(self) -> None:
-        if not self.species:
-            raise CheckError("PairShellSettings.species is empty (fix: name at least one element)")
-        unknown = [s for s in self.species if s not in _ATOMIC_NUMBERS or s == "X"]
-        if unknown:
-            raise CheckError(f"PairShellSettings.species has unknown element(s) {unknown}")
-        if len(set(self.species)) != len(self.species):
-            raise CheckError(f"PairShellSettings.species has duplicates: {self.species}")
-        if not (0 <= self.r_min_A < self.r_max_A):
-            raise CheckError(
-                f"PairShellSettings needs 0 <= r_min_A < r_max_A; got {self.r_min_A}, {self.r_max_A}"
-            )
-        if not self.shell_width_A > 0:
-            raise CheckError(f"PairShellSettings.shell_width_A={self.shell_width_A} must be > 0")
-        count = (self.r_max_A - self.r_min_A) / self.shell_width_A
-        if abs(count - round(count)) > 1e-6:
-            raise CheckError(
-                f"(r_max_A - r_min_A) / shell_width_A = {count:g} is not a whole number of shells "
-                "(fix: choose r_max_A = r_min_A + k * shell_width_A)"
-            )
-        if self.smooth_A < 0:
-            raise CheckError(f"PairShellSettings.smooth_A={self.smooth_A} must be >= 0")
+def shell_edges(settings: PairShells) -> np.ndarray:
+    """Shell edges, n_shells + 1 values from r_min_A to r_max_A."""
+    n = int(round((settings.r_max_A - settings.r_min_A) / settings.shell_width_A))
+    return settings.r_min_A + settings.shell_width_A * np.arange(n + 1)
 
-    @property
-    def sorted_species(self) -> tuple[str, ...]:
-        return tuple(sorted(self.species, key=lambda s: _ATOMIC_NUMBERS[s]))
 
-    @property
-    def edges_A(self) -> np.ndarray:
-        """Shell edges, n_shells + 1 values from r_min_A to r_max_A."""
-        n = int(round((self.r_max_A - self.r_min_A) / self.shell_width_A))
-        return self.r_min_A + self.shell_width_A * np.arange(n + 1)
-
-    @property
-    def n_shells(self) -> int:
-        return len(self.edges_A) - 1
-
-    @property
-    def cutoff_A(self) -> float:
-        return self.r_max_A + _TAIL_SIGMAS * self.smooth_A
+def _cutoff_A(settings: PairShells) -> float:
+    return settings.r_max_A + _TAIL_SIGMAS * settings.smooth_A
 
 
 @dataclass(frozen=True)
@@ -120,19 +85,19 @@ def _shell_label(lo: float, hi: float) -> str:
     return f"{lo:.2f}-{hi:.2f}A"
 
 
-def pair_shell_feature_names(settings: PairShellSettings) -> list[str]:
+def pair_shell_feature_names(settings: PairShells) -> list[str]:
     """Names of the columns of :func:`pair_shell_features`, in their order."""
-    edges = settings.edges_A
+    edges = shell_edges(settings)
     names = [
         f"{c}|{n}@{_shell_label(edges[k], edges[k + 1])}"
-        for c in settings.sorted_species
-        for n in settings.sorted_species
-        for k in range(settings.n_shells)
+        for c in sorted_species(settings)
+        for n in sorted_species(settings)
+        for k in range((len(shell_edges(settings)) - 1))
     ]
     if len(set(names)) != len(names):
         raise CheckError("pair-shell names are not unique: shell_width_A is below the names' 0.01 A resolution")
     if settings.centre_indicators:
-        names += [f"centre={c}" for c in settings.sorted_species]
+        names += [f"centre={c}" for c in sorted_species(settings)]
     return names
 
 
@@ -167,11 +132,11 @@ def _shell_weights(r: np.ndarray, edges: np.ndarray, smooth: float) -> np.ndarra
     return 0.5 * (erf((hi - r) / scale) - erf((lo - r) / scale))
 
 
-def structure_pair_shells(atoms: Atoms, settings: PairShellSettings) -> np.ndarray:
+def structure_pair_shells(atoms: Atoms, settings: PairShells) -> np.ndarray:
     """Pair-shell vectors of every atom of one structure: (n_atoms, F) float64."""
     from ase.neighborlist import neighbor_list
 
-    order = settings.sorted_species
+    order = sorted_species(settings)
     index = {s: k for k, s in enumerate(order)}
     symbols = atoms.get_chemical_symbols()
     extra = sorted(set(symbols) - set(order))
@@ -181,13 +146,13 @@ def structure_pair_shells(atoms: Atoms, settings: PairShellSettings) -> np.ndarr
             "(fix: add them to descriptor.pair_shells.species)"
         )
     kind = np.array([index[s] for s in symbols], dtype=int)
-    n_sp, n_sh, n = len(order), settings.n_shells, len(atoms)
+    n_sp, n_sh, n = len(order), (len(shell_edges(settings)) - 1), len(atoms)
     if any(atoms.pbc) and abs(atoms.cell.volume) < 1e-12:
         raise DataError("a periodic structure has a zero-volume cell (fix: set its cell or pbc=False)")
-    i, j, d = neighbor_list("ijd", atoms, settings.cutoff_A, self_interaction=False)
+    i, j, d = neighbor_list("ijd", atoms, _cutoff_A(settings), self_interaction=False)
     counts = np.zeros((n, n_sp * n_sp, n_sh), dtype=np.float64)
     if len(i):
-        weights = _shell_weights(d, settings.edges_A, settings.smooth_A)
+        weights = _shell_weights(d, shell_edges(settings), settings.smooth_A)
         np.add.at(counts, (i, kind[i] * n_sp + kind[j]), weights)
     out = counts.reshape(n, -1)
     if settings.centre_indicators:
@@ -196,7 +161,7 @@ def structure_pair_shells(atoms: Atoms, settings: PairShellSettings) -> np.ndarr
 
 
 def pair_shell_features(
-    structures: Sequence[Atoms], settings: PairShellSettings, atoms_of: Sequence[np.ndarray] | None = None
+    structures: Sequence[Atoms], settings: PairShells, atoms_of: Sequence[np.ndarray] | None = None
 ) -> np.ndarray:
     """Pair-shell vectors of atoms of ``structures``, concatenated in structure order.
 

@@ -18,7 +18,6 @@ with the reference data's species. ``notes`` says which applied.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -60,7 +59,7 @@ def atom_check_for(run) -> tuple[AtomErrorClassesCheck, dict[str, Any]]:
         "target": check.target,
         "group_by": "pair",
         "max_atoms": check.max_atoms,
-        "pair_shells": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(shells).items()},
+        "pair_shells": shells.model_dump(),
         "notes": notes,
     }
 
