@@ -41,7 +41,7 @@ class ModelSpec(Strict):
 class Models(Strict):
     """The candidate under test and the models it is compared with."""
 
-    candidate: ModelSpec = Field(description="The checkpoint the gate decides on; --candidate overrides it.")
+    candidate: ModelSpec = Field(description="The checkpoint the gate decides on; --harness-candidate overrides it.")
     compare_with: dict[str, ModelSpec] = Field(
         default_factory=dict,
         description="Other models by name, for cross-model checks and analysis suites.",
