@@ -28,7 +28,7 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write(path: Path | str, write: Callable[[BinaryIO], None], *, mode: int = 0o666) -> None:
+def atomic_write(path: Path | str, write: Callable[[BinaryIO], object], *, mode: int = 0o666) -> None:
     """Create or replace ``path`` with what ``write(handle)`` writes, atomically.
 
     ``mode`` is applied less the umask (mkstemp alone would make the file 0600,

@@ -101,7 +101,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parsers(sub: argparse._SubParsersAction) -> None:
     """The init and calibrate sub-commands."""
     init = sub.add_parser("init", help="write a first suite for your own structures and checkpoint")
     init.add_argument("--structures", required=True, help="reference structures with energy and force labels (extxyz)")

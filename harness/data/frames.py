@@ -208,8 +208,8 @@ def _from_atoms(frames: list[Atoms], error: str | None) -> ParsedFrames:
     arrays: dict[str, np.ndarray] = {}
     consistent = True
     for name in names:
-        parts = [a.get(name) for a in arrays_per_frame]
-        if any(p is None for p in parts) or len({(p.dtype.kind, p.shape[1:]) for p in parts}) != 1:
+        parts = [a[name] for a in arrays_per_frame if name in a]
+        if len(parts) != len(arrays_per_frame) or len({(p.dtype.kind, p.shape[1:]) for p in parts}) != 1:
             consistent = False
             break
         arrays[name] = np.concatenate(parts)

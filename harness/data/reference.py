@@ -111,7 +111,7 @@ def _is_gzip(path: Path) -> bool:
     return path.name.endswith(".gz")
 
 
-def _matches(value: Any, wanted: SelectValue) -> bool:
+def _matches(value: Any, wanted: object) -> bool:
     if np.ndim(value) != 0:
         return False
     value = _plain(value)
@@ -195,7 +195,9 @@ def _close_pairs_direct(positions: np.ndarray, cell: np.ndarray, periodic: bool)
         i, j = np.nonzero(d < MIN_DISTANCE_A)
         i = i + start
         keep = i < j
-        found_i.append(i[keep]), found_j.append(j[keep]), found_d.append(d[i[keep] - start, j[keep]])
+        found_i.append(i[keep])
+        found_j.append(j[keep])
+        found_d.append(d[i[keep] - start, j[keep]])
     return np.concatenate(found_i), np.concatenate(found_j), np.concatenate(found_d)
 
 

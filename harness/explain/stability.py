@@ -22,7 +22,7 @@ from harness.explain.bootstrap import Interval, bootstrap, ratio_of_means
 
 def element_mean_intervals(
     scores: np.ndarray,
-    symbols: Sequence[str],
+    symbols: Sequence[str] | np.ndarray,
     offsets: np.ndarray,
     *,
     n_resamples: int = 1000,
@@ -36,17 +36,17 @@ def element_mean_intervals(
     over the resampled structures, i.e. the atom-weighted mean of the point value.
     """
     scores = np.asarray(scores, dtype=float)
-    symbols = np.asarray(symbols)
+    symbol_array = np.asarray(symbols)
     offsets = np.asarray(offsets, dtype=int)
-    if scores.shape != symbols.shape or scores.ndim != 1:
-        raise DataError(f"{scores.shape[0]} scores for {symbols.shape[0]} atoms")
+    if scores.shape != symbol_array.shape or scores.ndim != 1:
+        raise DataError(f"{scores.shape[0]} scores for {symbol_array.shape[0]} atoms")
     if offsets.ndim != 1 or offsets[0] != 0 or offsets[-1] != scores.size or np.any(np.diff(offsets) <= 0):
         raise DataError("offsets must rise from 0 to the number of atoms, one step per structure")
     structure = np.repeat(np.arange(offsets.size - 1), np.diff(offsets))
     n = offsets.size - 1
     intervals: dict[str, Interval] = {}
-    for element in sorted(set(symbols.tolist())):
-        mask = symbols == element
+    for element in sorted(set(symbol_array.tolist())):
+        mask = symbol_array == element
         sums = np.bincount(structure[mask], weights=scores[mask], minlength=n)
         counts = np.bincount(structure[mask], minlength=n).astype(float)
         intervals[element] = bootstrap(

@@ -63,13 +63,13 @@ def _accuracy(check: AccuracyCheck, model: str, run: SuiteRun) -> Result:
             out.energies_eV, ref.energies_eV, out.forces_eV_per_A, ref.forces_eV_per_A, ref.n_atoms, labels
         )
         values.update({f"per_group.{g}.{k}": v for g, row in per_group.items() for k, v in row.items()})
-        for label, body in check.per_group.items():
+        for label, group_bounds in check.per_group.items():
             if label not in per_group:
                 why = (
                     f"no reference structure has {check.group_by}={label!r}: the group is empty "
                     f"(groups: {', '.join(sorted(per_group))})"
                 )
-                values.update({f"per_group.{label}.{k}": undefined(why) for k, _ in body})
+                values.update({f"per_group.{label}.{k}": undefined(why) for k, _ in group_bounds})
         details.update({"group_by": check.group_by, "per_group": per_group})
     return measure(check, values), None, details
 

@@ -14,14 +14,18 @@ species pair per distance shell (:mod:`harness.explain.pair_forces`); a failure 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from harness.explain.grouping import GroupedImportance, grouped_importance, pair_key, shell_range_of_pair
 from harness.explain.metrics import undefined
 from harness.gate.outcome import Measurement, judge, measure
+from harness.gate.session import SuiteRun
 from harness.suite.check_kinds import AtomErrorClassesCheck, PairForceBiasCheck
 
 _TOP_CLASSES = 5
+Result = tuple[list[Measurement], str | None, dict[str, Any]]
+ShapResult = tuple[list[Measurement], str | None, dict[str, Any], str | None]
 
 
 def class_label(key: str, grouped: GroupedImportance, shap_values, names, descriptor: str) -> str:
@@ -33,9 +37,7 @@ def class_label(key: str, grouped: GroupedImportance, shap_values, names, descri
     return key
 
 
-def _atom_error_classes(
-    check: AtomErrorClassesCheck, model: str, run
-) -> tuple[list[Measurement], str | None, dict[str, Any], str | None]:
+def _atom_error_classes(check: AtomErrorClassesCheck, model: str, run: SuiteRun) -> ShapResult:
     from harness.errors import CheckError
     from harness.gate.checks import unexplained_reason
 
@@ -53,7 +55,7 @@ def _atom_error_classes(
             None,
         )
     names = explanation.feature_names
-    grouped = grouped_importance(explanation.shap_values, names, check.group_by)  # type: ignore[arg-type]
+    grouped = grouped_importance(explanation.shap_values, names, check.group_by)
     elements = run.reference.elements
     values: dict[str, float] = {"surrogate_cv_r2": explanation.cv_r2}
     key = pair_key(*check.pair) if check.pair else None
@@ -117,9 +119,7 @@ def _atom_error_classes(
     return measured, reason, details, unexplained
 
 
-def _pair_force_bias(
-    check: PairForceBiasCheck, model: str, run
-) -> tuple[list[Measurement], str | None, dict[str, Any]]:
+def _pair_force_bias(check: PairForceBiasCheck, model: str, run: SuiteRun) -> Result:
     import numpy as np
 
     from harness.explain.pair_forces import central_force_errors, shell_profile
@@ -188,4 +188,7 @@ def _pair_force_bias(
     return measured, reason, details
 
 
-KINDS = {"atom_error_classes": _atom_error_classes, "pair_force_bias": _pair_force_bias}
+KINDS: dict[str, Callable[[Any, str, SuiteRun], Result | ShapResult]] = {
+    "atom_error_classes": _atom_error_classes,
+    "pair_force_bias": _pair_force_bias,
+}

@@ -88,7 +88,7 @@ def prepare_batch(
                 f"the model's elements are {', '.join(chemical_symbols[x] for x in spec.atomic_numbers)}"
             )
         pos = np.asarray(atoms.positions, dtype=np.float64)
-        pbc = tuple(bool(p) for p in atoms.pbc)
+        pbc = (bool(atoms.pbc[0]), bool(atoms.pbc[1]), bool(atoms.pbc[2]))
         nb = neighbour_list(pos, np.asarray(atoms.cell), pbc, spec.cutoff_A, backend=spec.backend)
         positions.append(pos)
         species.append(index_of[z])

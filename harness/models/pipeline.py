@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -178,7 +179,9 @@ class Pipeline:
         clock[0] += time.perf_counter() - t0
         return batch
 
-    def _batches(self, structures: Sequence[Atoms], batch_size: int, clock: list[float]) -> Iterator[Any]:
+    def _batches(
+        self, structures: Sequence[Atoms], batch_size: int, clock: list[float]
+    ) -> Generator[Callable[[], HostBatch], None, None]:
         """Callables giving each prepared batch in order; prepared ahead in threads."""
         spans = chunks(len(structures), batch_size)
         if self.executor == "process" and self.workers > 0:
@@ -186,7 +189,7 @@ class Pipeline:
             return
         if self.workers == 0:
             for start, stop in spans:
-                yield lambda s=start, e=stop: self._prepare(structures, s, e, clock)
+                yield partial(self._prepare, structures, start, stop, clock)
             return
         ahead = self.workers + self.prefetch
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="harness-prep") as pool:
@@ -209,10 +212,10 @@ class Pipeline:
 
 
     def _process_batches(self, structures: Sequence[Atoms], spans: list[tuple[int, int]],
-                         clock: list[float]) -> Iterator[Any]:
+                         clock: list[float]) -> Generator[Callable[[], HostBatch], None, None]:
         from torch.utils.data import DataLoader
 
-        loader = DataLoader(
+        loader: DataLoader[HostBatch] = DataLoader(
             _Spans(structures, spans, self.spec),
             batch_size=None,
             num_workers=self.workers,
@@ -223,10 +226,14 @@ class Pipeline:
         # prepare time is spent in the worker processes; only the wait is seen here
         del clock
         for batch in loader:
-            yield lambda b=batch: b
+            yield partial(_given, batch)
 
 
-class _Spans:
+def _given(batch: HostBatch) -> HostBatch:
+    return batch
+
+
+class _Spans(torch.utils.data.Dataset[HostBatch]):
     """Map-style dataset of prepared batches (for DataLoader worker processes)."""
 
     def __init__(self, structures: Sequence[Atoms], spans: list[tuple[int, int]], spec: GraphSpec) -> None:

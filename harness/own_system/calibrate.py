@@ -265,7 +265,7 @@ def calibrate(
             for m in outcome.measurements:
                 row = rows.setdefault(
                     (index, m.metric),
-                    Row(index, label, check.kind, m.metric, m.bound, gate=bool(getattr(m, "gate", False))),  # type: ignore[attr-defined]
+                    Row(index, label, check.kind, m.metric, m.bound, gate=bool(getattr(m, "gate", False))),
                 )
                 (row.good if role == "good" else row.must_fail)[name] = _value(m)
     result = Calibration(loaded.path, margin, models, list(rows.values()), rule_failures, problems, notes)

@@ -140,7 +140,7 @@ def write_suite(cal: Calibration, loaded: LoadedSuite, target: Path, *, record: 
         number = loaded.lines.get(("checks", r.index, r.kind, *keys))
         text = lines[number - 1] if number else ""
         match = _flow_bound(text, keys)
-        if match is None:
+        if match is None or number is None:
             raise SuiteError(
                 f"cannot rewrite the bound of {r.check}.{r.metric} (not a one-line {{min: ..., max: ...}})",
                 path=loaded.path, line=number, fix=f"set it by hand from {record}",

@@ -18,7 +18,8 @@ SCHEMA_RESOURCE = "results-1.schema.json"
 
 def results_json_schema() -> dict[str, Any]:
     """The shipped schema, as a dict."""
-    text = resources.files("harness.reports").joinpath("schemas", SCHEMA_RESOURCE).read_text(encoding="utf-8")
+    # one name per joinpath: Traversable.joinpath takes several only from Python 3.11
+    text = (resources.files("harness.reports") / "schemas" / SCHEMA_RESOURCE).read_text(encoding="utf-8")
     return json.loads(text)
 
 

@@ -109,8 +109,8 @@ class AccuracyCheck(CheckBase):
     def _groups(self) -> AccuracyCheck:
         if self.per_group and self.group_by is None:
             raise ValueError("per_group needs 'group_by' (the atoms.info key whose values name the groups)")
-        for label, body in self.per_group.items():
-            if not any(isinstance(v, Bound) for _, v in body):
+        for label, group_bounds in self.per_group.items():
+            if not any(isinstance(v, Bound) for _, v in group_bounds):
                 raise ValueError(f"per_group.{label} has no threshold: bound one of its metrics")
         return self
 
@@ -119,8 +119,8 @@ class AccuracyCheck(CheckBase):
         out = super().bounds()
         for element, body in self.per_element.items():
             out.update({f"per_element.{element}.{k}": v for k, v in body if isinstance(v, Bound)})
-        for label, body in self.per_group.items():
-            out.update({f"per_group.{label}.{k}": v for k, v in body if isinstance(v, Bound)})
+        for label, group_bounds in self.per_group.items():
+            out.update({f"per_group.{label}.{k}": v for k, v in group_bounds if isinstance(v, Bound)})
         return out
 
 

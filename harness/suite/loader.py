@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from harness.errors import SuiteError
 from harness.suite.schema import CHECK_KINDS, Suite
@@ -201,7 +202,7 @@ def _field_name(loc: Loc) -> str:
     return ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
 
 
-def _fix_for(error: dict[str, Any]) -> str | None:
+def _fix_for(error: ErrorDetails) -> str | None:
     kind = error["type"]
     if kind == "extra_forbidden":
         return "remove it, or check its spelling against `mlff-harness schema`"
@@ -214,7 +215,7 @@ def _fix_for(error: dict[str, Any]) -> str | None:
     return None
 
 
-def _message(error: dict[str, Any]) -> str:
+def _message(error: ErrorDetails) -> str:
     kind = error["type"]
     msg = str(error["msg"])
     if msg.startswith("Value error, "):

@@ -180,7 +180,8 @@ def plan_sweep(
     if not paths:
         raise DataError("no checkpoints to sweep (fix: name checkpoint files, or list them in --manifest)")
     folder = Path(output).resolve()
-    tasks, by_output = [], {}
+    tasks: list[SweepTask] = []
+    by_output: dict[Path, Path] = {}
     for path in paths:
         if not path.is_file():
             raise DataError(f"checkpoint {path} does not exist (fix: check the path)")

@@ -63,8 +63,8 @@ def gate_checkpoint(task: SweepTask) -> TaskResult:
     failed = tuple(f"{o['check']}[{o['model']}]" for o in document["outcomes"] if not o["passed"])
     if could_not:  # judged failed in its document, as the plugin's; the task did not finish every check
         more = f" (and {len(could_not) - 1} more)" if len(could_not) > 1 else ""
-        error = f"{could_not[0]}{more}; {task.output} records it as failed"
-        return TaskResult(task.name, "error", time.perf_counter() - start, error=error, failed_checks=failed)
+        message = f"{could_not[0]}{more}; {task.output} records it as failed"
+        return TaskResult(task.name, "error", time.perf_counter() - start, error=message, failed_checks=failed)
     status: Status = "passed" if document["passed"] else "failed"
     return TaskResult(task.name, status, time.perf_counter() - start, failed_checks=failed)
 

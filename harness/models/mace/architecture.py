@@ -70,8 +70,10 @@ def describe_architecture(module: torch.nn.Module, *, source: str = "model") -> 
     """Every constructor argument of a MACE/ScaleShiftMACE module, as validated plain JSON."""
     from harness.models.safe_checkpoint import validate_architecture
 
+    # a MACE module: its submodules and buffers are mace's (untyped), read as mace builds them
+    mace_module: Any = module
     classes = _allowed_classes()
-    model_class = _name_of(type(module), classes["model_class"], "model class", source)
+    model_class = _name_of(type(mace_module), classes["model_class"], "model class", source)
     for unsupported in ("embedding_specs", "joint_embedding", "embedding_readout", "pair_repulsion_fn"):
         if hasattr(module, unsupported):
             raise ModelError(f"{source}: models with {unsupported!r} are not supported by the safe format")
@@ -79,40 +81,40 @@ def describe_architecture(module: torch.nn.Module, *, source: str = "model") -> 
         raise ModelError(f"{source}: LAMMPS-MLIAP models are not supported by the safe format")
     o3 = _mace().o3
     heads = list(getattr(module, "heads", None) or ["Default"])
-    readout = module.readouts[-1]
+    readout = mace_module.readouts[-1]
     mlp = o3.Irreps(str(readout.hidden_irreps))
     acts = getattr(getattr(readout, "non_linearity", None), "acts", None) or [None]
     gate = getattr(acts[0], "f", acts[0])
-    radial = module.radial_embedding
+    radial = mace_module.radial_embedding
     transform = getattr(radial, "distance_transform", None)
-    n_interactions = int(module.num_interactions.item())
-    hidden = str(module.products[0].linear.irreps_out)
-    last = str(module.products[-1].linear.irreps_out)
+    n_interactions = int(mace_module.num_interactions.item())
+    hidden = str(mace_module.products[0].linear.irreps_out)
+    last = str(mace_module.products[-1].linear.irreps_out)
     correlations = [
-        len(product.symmetric_contractions.contractions[0].weights) + 1 for product in module.products
+        len(product.symmetric_contractions.contractions[0].weights) + 1 for product in mace_module.products
     ]
     architecture: dict[str, Any] = {
         "model_class": model_class,
-        "r_max": float(module.r_max.item()),
+        "r_max": float(mace_module.r_max.item()),
         "num_bessel": int(radial.bessel_fn.bessel_weights.numel()),
         "num_polynomial_cutoff": int(radial.cutoff_fn.p.item()),
-        "max_ell": int(module.spherical_harmonics._lmax),  # noqa: SLF001 - mace reads it the same way
-        "interaction_cls": _name_of(type(module.interactions[-1]), classes["interaction"], "interaction", source),
+        "max_ell": int(mace_module.spherical_harmonics._lmax),  # noqa: SLF001 - mace reads it the same way
+        "interaction_cls": _name_of(type(mace_module.interactions[-1]), classes["interaction"], "interaction", source),
         "interaction_cls_first": _name_of(
-            type(module.interactions[0]), classes["interaction"], "interaction", source
+            type(mace_module.interactions[0]), classes["interaction"], "interaction", source
         ),
         "readout_cls": _name_of(type(readout), classes["readout"], "readout", source),
         "num_interactions": n_interactions,
-        "num_elements": len(module.atomic_numbers),
+        "num_elements": len(mace_module.atomic_numbers),
         "hidden_irreps": hidden,
         "MLP_irreps": str(o3.Irreps(f"{max(1, mlp.count((0, 1)) // len(heads))}x0e")),
-        "edge_irreps": None if module.edge_irreps is None else str(module.edge_irreps),
-        "atomic_energies": _plain(module.atomic_energies_fn.atomic_energies),
-        "avg_num_neighbors": float(module.interactions[0].avg_num_neighbors),
-        "atomic_numbers": [int(z) for z in module.atomic_numbers.tolist()],
+        "edge_irreps": None if mace_module.edge_irreps is None else str(mace_module.edge_irreps),
+        "atomic_energies": _plain(mace_module.atomic_energies_fn.atomic_energies),
+        "avg_num_neighbors": float(mace_module.interactions[0].avg_num_neighbors),
+        "atomic_numbers": [int(z) for z in mace_module.atomic_numbers.tolist()],
         "correlation": correlations[0] if len(set(correlations)) == 1 else correlations,
         "gate": _name_of(gate, _GATE_FUNCTIONS, "gate", source),
-        "radial_MLP": [int(h) for h in module.interactions[0].conv_tp_weights.hs[1:-1]],
+        "radial_MLP": [int(h) for h in mace_module.interactions[0].conv_tp_weights.hs[1:-1]],
         "radial_type": _RADIAL_NAMES.get(type(radial.bessel_fn).__name__, type(radial.bessel_fn).__name__),
         "distance_transform": "None" if transform is None else _TRANSFORM_NAMES.get(
             type(transform).__name__, type(transform).__name__
@@ -128,8 +130,8 @@ def describe_architecture(module: torch.nn.Module, *, source: str = "model") -> 
         "keep_last_layer_irreps": n_interactions > 1 and last == hidden and last != str(o3.Irreps(hidden)[0]),
     }
     if model_class == "ScaleShiftMACE":
-        architecture["atomic_inter_scale"] = _plain(module.scale_shift.scale)
-        architecture["atomic_inter_shift"] = _plain(module.scale_shift.shift)
+        architecture["atomic_inter_scale"] = _plain(mace_module.scale_shift.scale)
+        architecture["atomic_inter_shift"] = _plain(mace_module.scale_shift.shift)
     return validate_architecture(architecture, source=source)
 
 

@@ -12,7 +12,7 @@ import io
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -61,7 +61,8 @@ class MaceModel:
         parameter = next(iter(module.parameters()), None)
         self._device = parameter.device if parameter is not None else torch.device("cpu")
         self._dtype = parameter.dtype if parameter is not None else torch.get_default_dtype()
-        zs = [int(z) for z in module.atomic_numbers.detach().cpu().tolist()]
+        # a buffer of mace's (untyped) module, checked above
+        zs = [int(z) for z in cast(torch.Tensor, module.atomic_numbers).detach().cpu().tolist()]
         self._zs = zs
         self._elements = tuple(chemical_symbols[z] for z in zs)
 
@@ -149,7 +150,7 @@ class MaceModel:
 
     @property
     def r_max_A(self) -> float:
-        return float(self._module.r_max)
+        return float(cast(torch.Tensor, self._module.r_max))  # a buffer of mace's (untyped) module
 
     @property
     def identity(self) -> str:
