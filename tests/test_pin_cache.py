@@ -34,3 +34,23 @@ def test_a_wrong_pin_is_refused_with_a_warm_cache(tmp_path: Path) -> None:
     tampered.write_text(text.replace(sha256_file(suite.parent / "b.model"), "ab" * 32))
     with pytest.raises(ModelError, match=r"other\.model of model 'other': sha256 mismatch"):
         SuiteRun(load_suite(tampered), RunOptions(cache_dir=cache, progress=False)).identity("other")
+
+
+def test_suite_runs_of_one_process_share_a_loaded_checkpoint_but_not_its_pin(tmp_path: Path) -> None:
+    """The gate and the sanity suite name the same checkpoint: it is unpickled once; an unpinned file is
+    still refused by a run that does not allow it, even after another run loaded it."""
+    from harness.gate import session
+
+    session._LOADED.clear()
+    suite = build_tiny_suite(tmp_path / "suite", n_structures=6)
+    candidate = suite.parent / "a.model"
+    pinned = RunOptions(candidate=candidate, candidate_sha256=sha256_file(candidate), progress=False)
+    first = SuiteRun(load_suite(suite), pinned).model("candidate")
+    assert SuiteRun(load_suite(suite), pinned).model("candidate") is first
+    as_float32 = RunOptions(candidate=candidate, candidate_sha256=sha256_file(candidate), dtype="float32",
+                            progress=False)
+    assert SuiteRun(load_suite(suite), as_float32).model("candidate") is not first  # another precision: its own
+    unpinned = RunOptions(candidate=candidate, allow_unpinned=True, progress=False)
+    assert SuiteRun(load_suite(suite), unpinned).model("candidate") is first  # same bytes: shared
+    with pytest.raises(ModelError, match="pin"):
+        SuiteRun(load_suite(suite), RunOptions(candidate=candidate, progress=False)).model("candidate")

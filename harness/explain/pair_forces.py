@@ -41,34 +41,53 @@ def central_force_errors(
     structures: Sequence[Atoms], force_errors: np.ndarray, pair: tuple[str, str], r_max_A: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """(distances (P,), central force errors (P,) eV/A) of every A-B pair within r_max_A, each pair once."""
-    from harness.models.neighbours import neighbour_list  # vesin where installed: ~10x ASE's list
-
-    za, zb = _ATOMIC_NUMBERS[pair[0]], _ATOMIC_NUMBERS[pair[1]]
     total = sum(len(a) for a in structures)
     if force_errors.shape != (total, 3):
         raise DataError(f"force errors of shape {force_errors.shape} for {len(structures)} structures of {total} atoms")
-    distances, errors = [], []
+    return central_errors(pair_geometry(structures, pair, r_max_A), force_errors)
+
+
+def pair_geometry(structures: Sequence[Atoms], pair: tuple[str, str], r_max_A: float) -> dict[str, np.ndarray]:
+    """Every A-B pair within r_max_A, each once: atom indices into the concatenated structures
+    ``i`` (A) and ``j`` (B), distance ``d`` and unit vector ``unit`` from i to j (periodic images
+    included). Depends on the structures only, so a suite run caches it."""
+    from harness.models.neighbours import neighbour_list  # vesin where installed: ~10x ASE's list
+
+    za, zb = _ATOMIC_NUMBERS[pair[0]], _ATOMIC_NUMBERS[pair[1]]
+    rows: dict[str, list[np.ndarray]] = {"i": [], "j": [], "d": [], "unit": []}
     start = 0
     for atoms in structures:
-        df = force_errors[start : start + len(atoms)]
-        start += len(atoms)
+        offset, start = start, start + len(atoms)
         z = atoms.numbers
         if not ((z == za).any() and (z == zb).any()):
             continue
         edges = neighbour_list(atoms.positions, atoms.cell.array, atoms.pbc, r_max_A)
         i, j = edges.edge_index
         vec = atoms.positions[j] - atoms.positions[i] + edges.shifts
-        d = np.linalg.norm(vec, axis=1)
         # each unordered pair once: A centre and B neighbour (for A == B both directions give the same c)
         keep = (z[i] == za) & (z[j] == zb)
         if za == zb:
             keep &= (i < j) | ((i == j) & _first_half(vec))
-        i, j, d, vec = i[keep], j[keep], d[keep], vec[keep]
-        distances.append(d)
-        errors.append(0.5 * np.einsum("pk,pk->p", df[i] - df[j], vec / d[:, None]))
-    if not distances:
-        return np.zeros(0), np.zeros(0)
-    return np.concatenate(distances), np.concatenate(errors)
+        i, j, vec = i[keep], j[keep], vec[keep]
+        d = np.linalg.norm(vec, axis=1)
+        rows["i"].append(i + offset)
+        rows["j"].append(j + offset)
+        rows["d"].append(d)
+        rows["unit"].append(vec / d[:, None])
+    if not rows["d"]:
+        return {"i": np.zeros(0, dtype=np.int64), "j": np.zeros(0, dtype=np.int64), "d": np.zeros(0),
+                "unit": np.zeros((0, 3))}
+    return {key: np.concatenate(parts) for key, parts in rows.items()}
+
+
+def central_errors(geometry: dict[str, np.ndarray], force_errors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distances, central force errors 1/2 (dF_i - dF_j) . r_ij / r) of the pairs of :func:`pair_geometry`."""
+    if force_errors.ndim != 2 or force_errors.shape[1] != 3:
+        raise DataError(f"force errors of shape {force_errors.shape}: expected (atoms, 3)")
+    i, j = geometry["i"], geometry["j"]
+    if len(i) and max(int(i.max()), int(j.max())) >= len(force_errors):
+        raise DataError(f"force errors for {len(force_errors)} atoms, but the pairs index atom {max(i.max(), j.max())}")
+    return geometry["d"], 0.5 * np.einsum("pk,pk->p", force_errors[i] - force_errors[j], geometry["unit"])
 
 
 def _first_half(vec: np.ndarray) -> np.ndarray:

@@ -122,7 +122,8 @@ def _atom_error_classes(check: AtomErrorClassesCheck, model: str, run: SuiteRun)
 def _pair_force_bias(check: PairForceBiasCheck, model: str, run: SuiteRun) -> Result:
     import numpy as np
 
-    from harness.explain.pair_forces import central_force_errors, shell_profile
+    from harness.cache import content_key
+    from harness.explain.pair_forces import central_errors, pair_geometry, shell_profile
 
     ref = run.reference
     pair = (check.pair[0], check.pair[1])
@@ -131,7 +132,11 @@ def _pair_force_bias(check: PairForceBiasCheck, model: str, run: SuiteRun) -> Re
     force_errors = run.outputs(model).forces_eV_per_A - ref.forces_eV_per_A
     d, c = (np.zeros(0), np.zeros(0))
     if not absent:
-        d, c = central_force_errors(list(ref.structures), force_errors, pair, check.r_max_A)
+        key = content_key("pair-geometry", ref.identity, pair, check.r_max_A)
+        geometry = run.cache.get_or_compute(
+            "pair_geometry", key, lambda: pair_geometry(list(ref.structures), pair, check.r_max_A)
+        )
+        d, c = central_errors(geometry, force_errors)
     inside = d >= check.r_min_A
     d, c = d[inside], c[inside]
     edges = np.arange(check.r_min_A, check.r_max_A + 1e-9, check.shell_width_A)

@@ -36,6 +36,11 @@ if TYPE_CHECKING:
 Device = Literal["cpu", "cuda"]
 
 
+# Models loaded in this process, by (checkpoint sha256, device, dtype), oldest first.
+_LOADED: dict[tuple[str, str, str], Model] = {}
+_LOADED_MAX = 4
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """What the command line may override; None keeps the suite's value."""
@@ -197,20 +202,33 @@ class SuiteRun:
         return self._evaluation_key(name)
 
     def model(self, name: str) -> Model:
-        """The loaded model (pinned, hashed before unpickling); loaded once per run."""
+        """The loaded model (pinned, hashed before unpickling); loaded once per process.
+
+        The suite files of one pytest session (the gate and the sanity suite) share a
+        checkpoint they both name: the same file bytes (sha256, checked against this
+        suite's pin first), device and precision give the same model, so it is loaded
+        once (:data:`_LOADED`, the last few kept). A file with no pin is shared only
+        where unpinned loading is allowed, so the refusal still happens where it must.
+        """
         if name not in self._models:
             ref = self.model_ref(name)
-            with stage("load"):
-                model = load_model(
-                    ref.path,
-                    device=self.options.device,
-                    dtype=self.dtype,
-                    name=name,
-                    expected_sha256=ref.sha256,
-                    allow_unpinned=self.options.allow_unpinned,
-                )
-            if model.identity != self.identity(name):
-                raise ModelError(f"checkpoint {ref.path} changed while the suite was running")
+            key = (self.identity(name), self.options.device, self.dtype)
+            model = _LOADED.get(key) if ref.sha256 is not None or self.options.allow_unpinned else None
+            if model is None:
+                with stage("load"):
+                    model = load_model(
+                        ref.path,
+                        device=self.options.device,
+                        dtype=self.dtype,
+                        name=name,
+                        expected_sha256=ref.sha256,
+                        allow_unpinned=self.options.allow_unpinned,
+                    )
+                if model.identity != self.identity(name):
+                    raise ModelError(f"checkpoint {ref.path} changed while the suite was running")
+                _LOADED[key] = model
+                while len(_LOADED) > _LOADED_MAX:  # a sweep gates many checkpoints in one worker
+                    _LOADED.pop(next(iter(_LOADED)))
             self._models[name] = model
         return self._models[name]
 
