@@ -25,12 +25,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from ase import Atoms
 
 from harness.errors import CheckError, DataError
+
+if TYPE_CHECKING:
+    from harness.explain.surrogate import Estimator
 
 _ZERO_SPREAD_eV_PER_A = 1e-9
 AtomDescriptor = Literal["pair_shells", "soap"]
@@ -125,7 +128,7 @@ def explain_atoms(
     surrogate_settings,  # harness.suite.schema.Surrogate
     *,
     seed: int = 0,
-    estimator: str = "gradient_boosting",
+    estimator: Estimator = "gradient_boosting",
     n_jobs: int | None = None,
 ) -> AtomExplanation:
     """Fit the surrogate on sampled atoms (folds grouped by structure) and explain it by TreeSHAP."""
@@ -133,7 +136,8 @@ def explain_atoms(
 
     if x.shape[0] != len(sample.atoms) or y.shape != (len(sample.atoms),):
         raise CheckError(f"{x.shape[0]} descriptor rows and {y.shape} targets for {len(sample.atoms)} sampled atoms")
-    fitted = ErrorSurrogate(surrogate_settings, seed=seed, estimator=estimator, n_jobs=n_jobs).fit(x, y, list(names), groups=sample.structure)
+    fitted = ErrorSurrogate(surrogate_settings, seed=seed, estimator=estimator, n_jobs=n_jobs)
+    fitted.fit(x, y, list(names), groups=sample.structure)
     return AtomExplanation(
         cv_r2=float(fitted.cv_r2_),
         cv_r2_folds=np.asarray(fitted.cv_r2_folds_),
@@ -171,7 +175,9 @@ def run_settings(run, check) -> dict:
         "descriptor_settings": descriptor,
         "target": check.target,
         "max_atoms": check.max_atoms,
-        "surrogate": {k: getattr(check, k) for k in ("estimator", "n_estimators", "learning_rate", "max_depth", "cv_folds")},
+        "surrogate": {
+            k: getattr(check, k) for k in ("estimator", "n_estimators", "learning_rate", "max_depth", "cv_folds")
+        },
         "seed": run.suite.settings.seed,
     }
 

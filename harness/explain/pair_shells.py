@@ -92,7 +92,7 @@ def pair_shell_feature_names(settings: PairShells) -> list[str]:
         f"{c}|{n}@{_shell_label(edges[k], edges[k + 1])}"
         for c in sorted_species(settings)
         for n in sorted_species(settings)
-        for k in range((len(shell_edges(settings)) - 1))
+        for k in range(len(shell_edges(settings)) - 1)
     ]
     if len(set(names)) != len(names):
         raise CheckError("pair-shell names are not unique: shell_width_A is below the names' 0.01 A resolution")

@@ -85,9 +85,7 @@ class Bound(Strict):
             return False
         if self.min is not None and value < self.min:
             return False
-        if self.max is not None and value > self.max:
-            return False
-        return True
+        return not (self.max is not None and value > self.max)
 
     def describe(self) -> str:
         if self.min is not None and self.max is not None:

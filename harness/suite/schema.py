@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
@@ -69,7 +69,7 @@ class Reference(Strict):
     sha256: str | None = Field(None, description="sha256 of the file; a mismatch is an error.")
     energy_key: str = Field("REF_energy", description="atoms.info key of the total energy, in eV.")
     forces_key: str = Field("REF_forces", description="atoms.arrays key of the forces, in eV/A.")
-    select: dict[str, Union[str, int, float, bool, list[Union[str, int, float, bool]]]] = Field(
+    select: dict[str, str | int | float | bool | list[str | int | float | bool]] = Field(
         default_factory=dict,
         description="Keep only frames whose atoms.info[key] equals the value (or is in the list).",
     )
@@ -115,7 +115,9 @@ class PairShells(Strict):
     )
     r_min_A: float = Field(2.0, ge=0, description="Inner edge of the first shell, Angstrom.")
     r_max_A: float = Field(6.0, gt=0, le=20, description="Outer edge of the last shell, Angstrom.")
-    shell_width_A: float = Field(0.25, ge=0.01, description="Shell width, Angstrom ((r_max_A - r_min_A) a whole multiple).")
+    shell_width_A: float = Field(
+        0.25, ge=0.01, description="Shell width, Angstrom ((r_max_A - r_min_A) a whole multiple)."
+    )
     smooth_A: float = Field(
         0.05, ge=0, le=1, description="Gaussian smoothing of the shell edges, Angstrom (0: hard counts)."
     )
@@ -189,20 +191,19 @@ class Settings(Strict):
     dtype: Literal["float32", "float64"] = Field("float64", description="Model evaluation precision.")
 
 
-
 Check = Annotated[
-    Union[
-        AccuracyCheck,
-        GradcamLocusCheck,
-        ShapClassesCheck,
-        OverlapCheck,
-        RegressionCheck,
-        AttributionFaithfulnessCheck,
-        RandomisationSanityCheck,
-        SurrogateFaithfulnessCheck,
-        AtomErrorClassesCheck,
-        PairForceBiasCheck,
-    ],
+    (
+        AccuracyCheck
+        | GradcamLocusCheck
+        | ShapClassesCheck
+        | OverlapCheck
+        | RegressionCheck
+        | AttributionFaithfulnessCheck
+        | RandomisationSanityCheck
+        | SurrogateFaithfulnessCheck
+        | AtomErrorClassesCheck
+        | PairForceBiasCheck
+    ),
     Field(discriminator="kind"),
 ]
 
