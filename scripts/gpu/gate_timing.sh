@@ -3,7 +3,8 @@
 #
 #   GIT_COMMIT=$(git rev-parse HEAD) bash scripts/gpu/gate_timing.sh      # on the GPU machine, from the repo root
 #
-# Installs the wheels in .wheels (as the device scripts do: --target /tmp/site, no index), then for each
+# Installs the wheels in .wheels (as the device scripts do: --target /tmp/site, no index; byte-compiled as a
+# user's install is, so the cold run does not compile imports), then for each
 # precision runs `pytest suites/cr_sb2te3 --harness-device cuda` twice on one cache folder: cold (empty cache,
 # imports included) and warm. Writes at most 8 files to $OUT (default /tmp/gate-timing):
 #   env.json                       nvidia-smi, torch/CUDA versions, git commit, CPU count
@@ -21,7 +22,7 @@ LOG="$OUT/timing.log"
 : > "$LOG"
 
 if compgen -G ".wheels/*.whl" > /dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .wheels/*.whl > /tmp/pip.log 2>&1 \
+  python3 -m pip install -q --no-index --no-deps --target /tmp/site .wheels/*.whl > /tmp/pip.log 2>&1 \
     || { echo "pip install of .wheels failed:"; tail -5 /tmp/pip.log; } | tee -a "$LOG"
 fi
 export PYTHONPATH="/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
