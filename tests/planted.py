@@ -17,7 +17,9 @@ from ase import Atoms
 PLANT_FACTOR = 1e4
 
 
-def random_cells(n: int, seed: int, *, n_atoms: int = 12, box_A: float = 7.0, n_cr: int | tuple[int, int] = 1) -> list[Atoms]:
+def random_cells(
+    n: int, seed: int, *, n_atoms: int = 12, box_A: float = 7.0, n_cr: int | tuple[int, int] = 1
+) -> list[Atoms]:
     """Periodic cubic cells of random positions (no pair closer than 2.3 A), Sb/Te with `n_cr` Cr atoms."""
     rng = np.random.default_rng(seed)
     out = []

@@ -64,7 +64,8 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rng = np.random.default_rng(0)
     for i, atoms in enumerate(cells):
         atoms.info["REF_energy"] = float(out.energies_eV[i])
-        atoms.arrays["REF_forces"] = out.forces_eV_per_A[offsets[i] : offsets[i + 1]] + rng.normal(0, 0.005, (len(atoms), 3))
+        noise = rng.normal(0, 0.005, (len(atoms), 3))
+        atoms.arrays["REF_forces"] = out.forces_eV_per_A[offsets[i] : offsets[i + 1]] + noise
     write(root / "noise.extxyz", cells, format="extxyz")
     write(root / "planted.extxyz", plant_into_labels(cells, TERM), format="extxyz")
     sha = sha256_file(root / "a.model")
@@ -159,4 +160,6 @@ def test_pair_shell_settings_are_validated() -> None:
     with pytest.raises(ValidationError, match="whole number of shells"):
         PairShells(r_min_A=2.0, r_max_A=6.1, shell_width_A=0.25)
     with pytest.raises(ValidationError, match="below r_max_A"):
-        PairForceBiasCheck.model_validate({"kind": "pair_force_bias", "pair": ["Cr", "Cr"], "r_min_A": 5.0, "r_max_A": 4.0})
+        PairForceBiasCheck.model_validate(
+            {"kind": "pair_force_bias", "pair": ["Cr", "Cr"], "r_min_A": 5.0, "r_max_A": 4.0}
+        )

@@ -26,10 +26,9 @@ def test_the_file_replaces_the_target_only_when_the_body_returns(tmp_path: Path)
 def test_a_failing_check_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> None:
     target = tmp_path / "model.safetensors"
     target.write_bytes(b"old")
-    with pytest.raises(ValueError, match="differs"):
-        with atomic_path(target, suffix=".safetensors") as tmp:
-            tmp.write_bytes(b"half-proven")
-            raise ValueError("the converted model differs")
+    with pytest.raises(ValueError, match="differs"), atomic_path(target, suffix=".safetensors") as tmp:
+        tmp.write_bytes(b"half-proven")
+        raise ValueError("the converted model differs")
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors"]
 

@@ -205,7 +205,8 @@ def test_read_only_cache_folder_degrades_to_computing(tmp_path: Path) -> None:
     try:
         cache = ArrayCache(root)
         assert cache.load("outputs", "old") is not None
-        with pytest.warns(UserWarning, match=r"mlff-harness: cannot write to the cache .*computing without caching") as seen:
+        warned = r"mlff-harness: cannot write to the cache .*computing without caching"
+        with pytest.warns(UserWarning, match=warned) as seen:
             for key in ("new1", "new2"):
                 arrays = cache.get_or_compute("outputs", key, lambda: {"e": np.ones(2)})
                 np.testing.assert_array_equal(arrays["e"], np.ones(2))

@@ -140,7 +140,9 @@ def test_training_checkpoint_with_only_weights_is_refused_clearly(tmp_path: Path
 
 def test_bare_state_dict_is_refused_clearly(tmp_path: Path, originals: dict) -> None:
     path = _save(originals["float64"][0].state_dict(), tmp_path / "weights.pt")
-    with pytest.raises(ModelError, match=r"holds a dict of \d+ tensors \(a state_dict\) without the model's architecture"):
+    with pytest.raises(
+        ModelError, match=r"holds a dict of \d+ tensors \(a state_dict\) without the model's architecture"
+    ):
         MaceModel.load(path)
 
 

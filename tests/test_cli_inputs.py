@@ -251,7 +251,9 @@ def test_subprocess_bad_inputs(bad_files: dict[str, Path], tmp_path: Path) -> No
         (["validate", str(bad_files["truncated"])], bad_files["truncated"]),
         (["report", str(bad_files["a directory"]), "-o", str(tmp_path / "r.html")], bad_files["a directory"]),
     ):
-        done = subprocess.run([sys.executable, "-m", "harness.cli.main", *args], capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-m", "harness.cli.main", *args], capture_output=True, text=True, timeout=120
+        )
         assert done.returncode == 2, done.stderr
         assert "Traceback" not in done.stdout + done.stderr
         assert str(bad) in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr

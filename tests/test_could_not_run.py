@@ -112,8 +112,8 @@ def test_the_sweep_task_records_the_same_outcome(pytester: pytest.Pytester, brok
     plugin = pytester.path / "plugin.json"
     pin = sha256_file(candidate)
     result = pytester.runpytest("-p", "no:cacheprovider", "--harness-no-cache", f"--harness-results={plugin}",
-                                f"--harness-candidate={candidate}", f"--harness-candidate-sha256={pin}", "--harness-label=a",
-                                str(broken_other))  # fmt: skip
+                                f"--harness-candidate={candidate}", f"--harness-candidate-sha256={pin}",
+                                "--harness-label=a", str(broken_other))  # fmt: skip
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     manifest = pytester.path / "SHA256S.json"
     manifest.write_text(json.dumps({"checkpoints": {str(candidate): pin}}))

@@ -37,7 +37,7 @@ def planted():
         model = MaceModel.from_module(planted_mace(), name="planted")
         structures = random_cells(10, seed=0)
         out = model.evaluate(structures, batch_size=10)
-    scores = [out.scores("relu")[a:b] for a, b in zip(out.offsets[:-1], out.offsets[1:])]
+    scores = [out.scores("relu")[a:b] for a, b in zip(out.offsets[:-1], out.offsets[1:], strict=True)]
     return model, structures, scores
 
 

@@ -172,5 +172,5 @@ def test_load_reference_uses_the_cache_and_gives_the_same_set(tmp_path: Path) ->
     assert cold.identity == warm.identity and len(cold) == len(warm) > 0
     np.testing.assert_array_equal(cold.forces_eV_per_A, warm.forces_eV_per_A)
     np.testing.assert_array_equal(cold.energies_eV, warm.energies_eV)
-    for a, b in zip(cold.structures, warm.structures):
+    for a, b in zip(cold.structures, warm.structures, strict=True):
         _same_atoms(a, b)

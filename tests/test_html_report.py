@@ -170,7 +170,7 @@ def test_report_renders_in_headless_chromium(request: pytest.FixtureRequest, tmp
     dom = _parse(dom_text)
     _assert_complete(dom)
     assert 'data-probed="8"' in dom_text
-    for section, count in EXPECTED_IMAGES.items():
+    for section in EXPECTED_IMAGES:
         for img in dom.images[f"{section}-0"]:
             width, height = (int(v) for v in img["data-natural"].split("x"))
             assert width > 100 and height > 100, (section, img["data-natural"])

@@ -217,7 +217,8 @@ def test_calibrate_separates_good_from_randomised(system: Path, capsys: pytest.C
     printed = capsys.readouterr()
     assert status == 0, printed.err
     record = json.loads((out / "structures.calibration.json").read_text())
-    assert record["accepted"] and "| a_randomised | accuracy, locus-Cr |" in (out / "structures.calibration.md").read_text()
+    assert record["accepted"]
+    assert "| a_randomised | accuracy, locus-Cr |" in (out / "structures.calibration.md").read_text()
     by_metric = {(m["check"], m["metric"]): m for m in record["metrics"]}
     energy = by_metric[("accuracy", "energy_rmse_meV_per_atom")]
     good = max(v["value"] for v in energy["good"].values())
@@ -302,7 +303,8 @@ def test_write_suite_rewrites_each_bound_in_place(tmp_path: Path) -> None:
         "models: {candidate: {checkpoint: m.model}}\n"
         "checks:\n"
         "  - accuracy:\n"
-        "      per_element: {Au: {force_rmse_meV_per_A: {max: 1.0e+6}}, Cu: {force_rmse_meV_per_A: {max: 1.0e+6}}}    # calibrate\n"
+        "      per_element: {Au: {force_rmse_meV_per_A: {max: 1.0e+6}}, Cu: {force_rmse_meV_per_A: {max: 1.0e+6}}}"
+        "    # calibrate\n"
         "  - attribution_faithfulness:\n"
         "      curve_area: {min: -1.0, on: ci_low}    # calibrate\n"
     )

@@ -274,7 +274,8 @@ def test_kind_body_form(tmp_path: Path) -> None:
     # the same through model_validate, and the flat form also validates
     data = yaml.safe_load(path.read_text())
     assert Suite.model_validate(data) == suite
-    flat = {**data, "checks": [{**(body or {}), "kind": kind} for item in data["checks"] for kind, body in item.items()]}
+    checks = [{**(body or {}), "kind": kind} for item in data["checks"] for kind, body in item.items()]
+    flat = {**data, "checks": checks}
     assert Suite.model_validate(flat) == suite
 
 

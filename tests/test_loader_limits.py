@@ -74,7 +74,9 @@ def test_alias_without_anchor_and_merge_keys_are_refused(tmp_path: Path, compose
     with pytest.raises(SuiteError, match=r":1: YAML anchors and aliases are not allowed in a suite \(found &base\)"):
         load_suite(_write(tmp_path, merge))
     # an alias to an undefined anchor: refused as an alias, at its line
-    with pytest.raises(SuiteError, match=r":2: YAML anchors and aliases are not allowed in a suite \(found \*nowhere\)"):
+    with pytest.raises(
+        SuiteError, match=r":2: YAML anchors and aliases are not allowed in a suite \(found \*nowhere\)"
+    ):
         load_suite(_write(tmp_path, "suite: demo\ndescription: *nowhere\n"))
     assert composed == []
 
@@ -107,7 +109,9 @@ def test_too_many_values_are_refused(tmp_path: Path, composed: list[int]) -> Non
     assert len(text.encode()) < MAX_SUITE_BYTES
     # values 1-5: the top mapping, `suite`, `demo`, `description`, the list; the list's
     # item k is value 5 + k on line 2 + k, so value MAX_NODES + 1 is on line MAX_NODES - 2
-    with pytest.raises(SuiteError, match=rf"x.suite.yaml:{MAX_NODES - 2}: the suite has more than {MAX_NODES} YAML values"):
+    with pytest.raises(
+        SuiteError, match=rf"x.suite.yaml:{MAX_NODES - 2}: the suite has more than {MAX_NODES} YAML values"
+    ):
         load_suite(_write(tmp_path, text))
     assert composed == []
 

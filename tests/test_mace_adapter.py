@@ -290,4 +290,4 @@ def test_build_is_deterministic_and_leaves_globals() -> None:
     assert torch.equal(torch.random.get_rng_state(), state)
     assert torch.get_default_dtype() == default
     b = build_tiny_mace(ELEMENTS, seed=5, dtype="float32")
-    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))

@@ -281,7 +281,8 @@ def test_top_k_share_in_unit_interval(case, k, rnd) -> None:  # type: ignore[no-
     symbols = np.array([rnd.choice(["Cr", "Sb", "Te"]) for _ in range(len(scores))], dtype="<U2")
     share = metrics.top_k_share(scores, symbols, offsets, "Cr", k)
     ranked = [
-        not np.all(s == s[0]) for s, sym in zip(metrics.split(scores, offsets), metrics.split(symbols, offsets))
+        not np.all(s == s[0])
+        for s, sym in zip(metrics.split(scores, offsets), metrics.split(symbols, offsets), strict=True)
         if "Cr" in sym.tolist()
     ]
     if any(ranked):

@@ -23,7 +23,7 @@ BACKENDS = available_backends()
 
 def _edge_set(edge_index: np.ndarray, unit_shifts: np.ndarray) -> list[tuple[int, int, int, int, int]]:
     s = np.asarray(unit_shifts).round().astype(int)
-    return sorted(zip(*np.asarray(edge_index).tolist(), *s.T.tolist()))
+    return sorted(zip(*np.asarray(edge_index).tolist(), *s.T.tolist(), strict=True))
 
 
 def _small_cells() -> dict[str, Atoms]:
@@ -63,7 +63,9 @@ def _check_same_as_mace(model: MaceModel, atoms: Atoms, backend: str) -> None:
     # Same shift vectors per edge (angstrom) and the same stored cell.
     key = {e: k for k, e in enumerate(theirs)}
     order = np.argsort([key[e] for e in _edge_set(ours.edge_index, ours.unit_shifts)])
-    mace_order = np.lexsort((*graph.unit_shifts.numpy().T[::-1], graph.edge_index[1].numpy(), graph.edge_index[0].numpy()))
+    mace_order = np.lexsort(
+        (*graph.unit_shifts.numpy().T[::-1], graph.edge_index[1].numpy(), graph.edge_index[0].numpy())
+    )
     np.testing.assert_allclose(ours.shifts[order], graph.shifts.numpy()[mace_order], rtol=0, atol=1e-10)
     np.testing.assert_allclose(ours.cell, graph.cell.numpy(), rtol=0, atol=1e-10)
 
@@ -90,7 +92,7 @@ def _brute_force(atoms: Atoms, cutoff: float) -> list[tuple[int, int, int, int, 
     for s in itertools.product(*[range(-r, r + 1) for r in reach]):
         d = pos[None, :, :] - pos[:, None, :] + np.asarray(s) @ cell
         i, j = np.nonzero(np.linalg.norm(d, axis=-1) < cutoff)
-        out += [(int(a), int(b), *s) for a, b in zip(i, j) if not (a == b and not any(s))]
+        out += [(int(a), int(b), *s) for a, b in zip(i, j, strict=True) if not (a == b and not any(s))]
     return sorted(out)
 
 

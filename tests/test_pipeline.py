@@ -44,7 +44,9 @@ def _small(seed: int, repeat: tuple[int, int, int], n_cr: int = 1) -> Atoms:
 def structures() -> list[Atoms]:
     """Two 120-atom Cr:Sb2Te3 frames and five small cells (r_max larger than some cells)."""
     real = read(TEST_SET, index=":2")
-    small = [_small(1, (1, 1, 1)), _small(2, (2, 1, 1), 2), _small(3, (1, 2, 2)), _small(4, (2, 2, 1)), _small(5, (1, 1, 1))]
+    small = [
+        _small(1, (1, 1, 1)), _small(2, (2, 1, 1), 2), _small(3, (1, 2, 2)), _small(4, (2, 2, 1)), _small(5, (1, 1, 1))
+    ]
     return [small[0], real[0], small[1], small[2], real[1], small[3], small[4]]
 
 
@@ -86,7 +88,7 @@ def test_pipeline_keeps_input_order(model, structures, reference) -> None:
     outputs, _ = evaluate_structures(model, structures[::-1], batch_size=2, workers=2)
     np.testing.assert_allclose(outputs.energies_eV, reference.energies_eV[::-1], **TIGHT)
     ours = outputs.per_structure(outputs.forces_eV_per_A)[::-1]
-    for got, want in zip(ours, reference.per_structure(reference.forces_eV_per_A)):
+    for got, want in zip(ours, reference.per_structure(reference.forces_eV_per_A), strict=True):
         np.testing.assert_allclose(got, want, **TIGHT)
 
 
@@ -104,8 +106,8 @@ def test_prepare_batch_matches_mace_collate(model, structures) -> None:
         torch.testing.assert_close(batch[key], mace[key].to(batch[key].dtype), rtol=0, atol=1e-10, msg=key)
     for key in ("positions", "node_attrs", "shifts", "cell"):
         assert batch[key].dtype == torch.float64
-    ours = sorted(zip(*batch["edge_index"].tolist(), *batch["shifts"].T.tolist()))
-    theirs = sorted(zip(*mace["edge_index"].tolist(), *mace["shifts"].T.tolist()))
+    ours = sorted(zip(*batch["edge_index"].tolist(), *batch["shifts"].T.tolist(), strict=True))
+    theirs = sorted(zip(*mace["edge_index"].tolist(), *mace["shifts"].T.tolist(), strict=True))
     assert len(ours) == len(theirs)
     np.testing.assert_allclose(np.array(ours), np.array(theirs), rtol=0, atol=1e-10)
 

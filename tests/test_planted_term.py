@@ -53,7 +53,9 @@ def test_own_periodic_image_counts_for_a_like_pair() -> None:
     term = PairTerm("Cr", "Cr", eps_eV=0.1, r0_A=3.0, sigma_A=0.3)
     atoms = Atoms("Cr", positions=[[0, 0, 0]], cell=np.eye(3) * 3.0, pbc=True)
     energy, _, forces = term.evaluate(atoms)
-    expected = 0.5 * (6 * 0.1 + 12 * 0.1 * np.exp(-((3 * 2**0.5 - 3) / 0.3) ** 2) + 8 * 0.1 * np.exp(-((3 * 3**0.5 - 3) / 0.3) ** 2))
+    expected = 0.5 * (
+        6 * 0.1 + 12 * 0.1 * np.exp(-((3 * 2**0.5 - 3) / 0.3) ** 2) + 8 * 0.1 * np.exp(-((3 * 3**0.5 - 3) / 0.3) ** 2)
+    )
     assert energy == pytest.approx(expected, rel=1e-9)
     assert np.allclose(forces, 0.0, atol=1e-12)
 

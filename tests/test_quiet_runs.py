@@ -72,7 +72,7 @@ def test_harness_warning_shows_inside_the_quiet_block(tmp_path: Path) -> None:
 def test_pytest_lines_parse_as_filters() -> None:
     from _pytest.config import parse_warning_filter
 
-    for line, quiet in zip(ini_filter_lines(), THIRD_PARTY):
+    for line, quiet in zip(ini_filter_lines(), THIRD_PARTY, strict=True):
         action, message, category, module, _ = parse_warning_filter(line, escape=False)
         assert (action, message, category, module) == ("ignore", quiet.message, quiet.category, quiet.module)
 

@@ -74,7 +74,7 @@ def test_round_trip(ref_file: tuple[Path, list[Atoms]]) -> None:
     assert ref.path == path
     parts = ref.per_structure(np.arange(32))
     assert [p.tolist() for p in parts] == [list(range(8 * s, 8 * s + 8)) for s in range(4)]
-    for a, b in zip(ref.structures, frames):
+    for a, b in zip(ref.structures, frames, strict=True):
         assert a.calc is None
         close(a.positions, b.positions, atol=1e-6)
         assert a.info["REF_energy"] == pytest.approx(b.info["REF_energy"])
@@ -325,7 +325,7 @@ def test_write_scores_round_trip(tmp_path: Path, name: str) -> None:
             assert f.read(1)
     back = read(out, index=":", format="extxyz")
     assert len(back) == 3
-    for b, a, s, r in zip(back, ref.structures, scores, ranks):
+    for b, a, s, r in zip(back, ref.structures, scores, ranks, strict=True):
         close(b.arrays["gradcam_candidate"], s)
         assert b.arrays["rank"].tolist() == r.tolist()
         assert b.get_chemical_symbols() == a.get_chemical_symbols()
@@ -361,8 +361,9 @@ def test_direct_overlap_search_finds_what_ase_finds(pbc: bool) -> None:
         if pbc:
             atoms.wrap()
         i, j, d = neighbor_list("ijd", atoms, MIN_DISTANCE_A)
-        expected = sorted((int(a), int(b), round(float(x), 9)) for a, b, x in zip(i, j, d) if a < b)
+        expected = sorted((int(a), int(b), round(float(x), 9)) for a, b, x in zip(i, j, d, strict=True) if a < b)
         found = sorted(
-            (int(a), int(b), round(float(x), 9)) for a, b, x in zip(*_close_pairs_direct(atoms.positions, cell, pbc))
+            (int(a), int(b), round(float(x), 9))
+            for a, b, x in zip(*_close_pairs_direct(atoms.positions, cell, pbc), strict=True)
         )
         assert found == expected, trial

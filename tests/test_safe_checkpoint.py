@@ -60,7 +60,7 @@ def _metadata(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as handle:
-        return {k: handle.get_tensor(k) for k in handle.keys()}, dict(handle.metadata())
+        return {k: handle.get_tensor(k) for k in handle.keys()}, dict(handle.metadata())  # noqa: SIM118 - no dict
 
 
 def _rewrite(src: Path, dst: Path, *, architecture: dict | None = None, metadata: dict[str, str] | None = None) -> Path:
@@ -228,7 +228,8 @@ def test_missing_or_misshapen_tensors_are_refused(safe_file: Path, tmp_path: Pat
     save_file(tensors | {key: torch.zeros(3, dtype=torch.float64)}, str(tmp_path / "b.safetensors"), metadata=meta)
     with pytest.raises(ModelError, match=rf"tensor '{key}' is torch.float64 \(3,\)"):
         MaceModel.load(tmp_path / "b.safetensors")
-    save_file(tensors | {key: torch.full_like(tensors[key], float("nan"))}, str(tmp_path / "c.safetensors"), metadata=meta)
+    poisoned = tensors | {key: torch.full_like(tensors[key], float("nan"))}
+    save_file(poisoned, str(tmp_path / "c.safetensors"), metadata=meta)
     with pytest.raises(ModelError, match=f"tensor '{key}' has NaN"):
         MaceModel.load(tmp_path / "c.safetensors")
 
@@ -288,7 +289,9 @@ def test_convert_refuses_without_a_pin_and_writes_nothing(
     assert not out.exists()
 
 
-def test_convert_writes_nothing_when_verification_fails(pickled: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_convert_writes_nothing_when_verification_fails(
+    pickled: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # a negative tolerance no difference can meet: the failure path must leave no file behind
     out = tmp_path / "x.safetensors"
     assert main(["convert", str(pickled), str(out), "--allow-unpinned", "--tolerance", "-1"]) == 1

@@ -90,7 +90,7 @@ def _close(a: Any, b: Any, where: str = "$") -> None:
             _close(a[key], b[key], f"{where}.{key}")
     elif isinstance(a, list):
         assert isinstance(b, list) and len(a) == len(b), f"{where}: lengths differ"
-        for i, (x, y) in enumerate(zip(a, b)):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
             _close(x, y, f"{where}[{i}]")
     elif isinstance(a, float) and not isinstance(b, bool):
         assert b == pytest.approx(a, rel=1e-9, abs=1e-12), f"{where}: {a} != {b}"

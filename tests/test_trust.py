@@ -58,7 +58,9 @@ def test_gate_refuses_an_unpinned_candidate_before_unpickling(
 ) -> None:
     path, target = booby_trapped
     suite = Path(__file__).resolve().parents[1] / "suites" / "cr_sb2te3"
-    result = pytester.runpytest_subprocess(str(suite), "-p", "no:cacheprovider", "--harness-no-cache", f"--harness-candidate={path}")
+    result = pytester.runpytest_subprocess(
+        str(suite), "-p", "no:cacheprovider", "--harness-no-cache", f"--harness-candidate={path}"
+    )
     assert result.ret == 1
     result.stdout.fnmatch_lines(["*no sha256 pin given*refusing to unpickle*"])
     assert not target.exists()
@@ -68,7 +70,9 @@ def test_same_suite_twice_gives_identical_results(pytester: pytest.Pytester, tin
     outputs = []
     for run in range(2):
         results = tiny_suite.parent / f"results{run}.json"
-        result = pytester.runpytest(str(tiny_suite), "-p", "no:cacheprovider", "--harness-no-cache", f"--harness-results={results}")
+        result = pytester.runpytest(
+            str(tiny_suite), "-p", "no:cacheprovider", "--harness-no-cache", f"--harness-results={results}"
+        )
         result.assert_outcomes(passed=3)
         doc = json.loads(results.read_text())
         doc.pop("created")
@@ -85,13 +89,19 @@ def test_gate_gives_the_same_results_on_the_safe_checkpoint(pytester: pytest.Pyt
     text = tiny_suite.read_text()
     assert f"tiny.model, sha256: {pin}" in text
     safe_suite = folder / "safe.suite.yaml"
-    safe_suite.write_text(text.replace(f"tiny.model, sha256: {pin}", f"tiny.safetensors, sha256: {report.output_sha256}"))
+    safe_suite.write_text(
+        text.replace(f"tiny.model, sha256: {pin}", f"tiny.safetensors, sha256: {report.output_sha256}")
+    )
     outcomes = []
     for suite in (tiny_suite, safe_suite):
         results = folder / f"{suite.name}.json"
-        result = pytester.runpytest(str(suite), "-p", "no:cacheprovider", "--harness-no-cache", f"--harness-results={results}")
+        result = pytester.runpytest(
+            str(suite), "-p", "no:cacheprovider", "--harness-no-cache", f"--harness-results={results}"
+        )
         result.assert_outcomes(passed=3)
-        outcomes.append(json.dumps(json.loads(results.read_text())["outcomes"], sort_keys=True).replace(suite.name, "SUITE"))
+        outcomes.append(
+            json.dumps(json.loads(results.read_text())["outcomes"], sort_keys=True).replace(suite.name, "SUITE")
+        )
     assert outcomes[0] == outcomes[1]
 
 
@@ -113,7 +123,10 @@ def tiny_suite(tmp_path: Path) -> Path:
         save_model(module, tmp_path / "tiny.model")
         model = MaceModel.from_module(module, name="tiny")
         rng = np.random.default_rng(1)
-        base = np.array([[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5], [0.5, 0, 0], [0, 0.5, 0], [0, 0, 0.5], [0.5, 0.5, 0.5]])
+        base = np.array([
+            [0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5],
+            [0.5, 0, 0], [0, 0.5, 0], [0, 0, 0.5], [0.5, 0.5, 0.5],
+        ])
         structures = []
         for i in range(12):
             atoms = Atoms(["Cr"] + ["Sb"] * 3 + ["Te"] * 4, scaled_positions=base, cell=np.eye(3) * 6.1, pbc=True)
