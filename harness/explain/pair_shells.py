@@ -87,17 +87,14 @@ def _shell_label(lo: float, hi: float) -> str:
 
 def pair_shell_feature_names(settings: PairShells) -> list[str]:
     """Names of the columns of :func:`pair_shell_features`, in their order."""
-    edges = shell_edges(settings)
+    edges, order = shell_edges(settings), sorted_species(settings)
     names = [
-        f"{c}|{n}@{_shell_label(edges[k], edges[k + 1])}"
-        for c in sorted_species(settings)
-        for n in sorted_species(settings)
-        for k in range(len(shell_edges(settings)) - 1)
+        f"{c}|{n}@{_shell_label(edges[k], edges[k + 1])}" for c in order for n in order for k in range(len(edges) - 1)
     ]
     if len(set(names)) != len(names):
         raise CheckError("pair-shell names are not unique: shell_width_A is below the names' 0.01 A resolution")
     if settings.centre_indicators:
-        names += [f"centre={c}" for c in sorted_species(settings)]
+        names += [f"centre={c}" for c in order]
     return names
 
 
@@ -146,13 +143,14 @@ def structure_pair_shells(atoms: Atoms, settings: PairShells) -> np.ndarray:
             "(fix: add them to descriptor.pair_shells.species)"
         )
     kind = np.array([index[s] for s in symbols], dtype=int)
-    n_sp, n_sh, n = len(order), (len(shell_edges(settings)) - 1), len(atoms)
+    edges = shell_edges(settings)
+    n_sp, n_sh, n = len(order), len(edges) - 1, len(atoms)
     if any(atoms.pbc) and abs(atoms.cell.volume) < 1e-12:
         raise DataError("a periodic structure has a zero-volume cell (fix: set its cell or pbc=False)")
     i, j, d = neighbor_list("ijd", atoms, _cutoff_A(settings), self_interaction=False)
     counts = np.zeros((n, n_sp * n_sp, n_sh), dtype=np.float64)
     if len(i):
-        weights = _shell_weights(d, shell_edges(settings), settings.smooth_A)
+        weights = _shell_weights(d, edges, settings.smooth_A)
         np.add.at(counts, (i, kind[i] * n_sp + kind[j]), weights)
     out = counts.reshape(n, -1)
     if settings.centre_indicators:

@@ -248,11 +248,8 @@ class MaceModel:
         groups = batch_groups([len(atoms) for atoms in structures], batch_size, max_atoms=atom_budget)
         parts = []
         for group in progress_bar(groups, desc=f"{self._name}", unit="batch", enabled=progress):
-            with stage("graphs"):  # collating a batch
-                loader = mace.tg.dataloader.DataLoader(
-                    dataset=[graphs[i] for i in group], batch_size=len(group), shuffle=False, drop_last=False
-                )
-                batch = next(iter(loader))
+            with stage("graphs"):  # collating a batch, as collate() does
+                batch = mace.tg.batch.Batch.from_data_list([graphs[i] for i in group])
             with stage("model"):
                 parts.append(self._evaluate_batch(batch, target, layer_path))
         return ModelOutputs.concatenate(parts)
