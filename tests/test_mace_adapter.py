@@ -14,8 +14,9 @@ from ase.build import bulk
 from harness.errors import ModelError
 from harness.files import sha256_file as file_sha256
 from harness.models import Model, ModelOutputs
+from harness.models.batching import batch_groups
 from harness.models.mace import _imports as mace_imports
-from harness.models.mace.model import MaceModel, batch_groups, save_model
+from harness.models.mace.model import MaceModel, save_model
 from harness.models.mace.tiny import build_tiny_mace
 
 ELEMENTS = ("Cr", "Sb", "Te")
@@ -170,6 +171,22 @@ def test_rotation_translation_permutation(model: MaceModel, structures: list[Ato
     np.testing.assert_allclose(forces_rot, base.forces_eV_per_A @ rot.T, **TIGHT)
     np.testing.assert_allclose(shuffled, base.gradcam_raw[perm], **TIGHT)
     np.testing.assert_allclose(forces_perm, base.forces_eV_per_A[perm], **TIGHT)
+
+
+def test_gradcam_alone_equals_the_fused_pass(model: MaceModel, structures: list[Atoms], outputs: ModelOutputs) -> None:
+    """The forces-free pass (randomisation check) gives the fused pass's Grad-CAM, at every layer,
+    for a randomised copy too, and refuses what evaluate refuses."""
+    np.testing.assert_allclose(model.gradcam(structures, batch_size=3), outputs.gradcam_raw, **TIGHT)
+    inner = model.evaluate(structures[:2], layer="products[0]").gradcam_raw
+    np.testing.assert_allclose(model.gradcam(structures[:2], layer="products[0]"), inner, **TIGHT)
+    assert np.abs(inner - outputs.gradcam_raw[:20]).max() > 1e-6  # the layer argument is used
+    copy = next(model.randomised_copies(["readouts[-1]", "products[-1]"], [3]))
+    np.testing.assert_allclose(copy.gradcam(structures), copy.evaluate(structures).gradcam_raw, **TIGHT)
+    assert model.gradcam([]).shape == (0,)
+    with pytest.raises(ModelError, match="batch_size"):
+        model.gradcam(structures, batch_size=0)
+    with pytest.raises(ModelError, match="no submodule"):
+        model.gradcam(structures, layer="product[-1]")
 
 
 def test_other_layer_and_unknown_layer(model: MaceModel, structures: list[Atoms]) -> None:

@@ -208,3 +208,59 @@ def test_error_target_validation() -> None:
         error_target([1.0, np.nan], [1.0, 2.0], [3, 3], kind="signed", per="atom")
     with pytest.raises(CheckError):
         error_target([1.0], [1.0], [1], kind="relu", per="atom")  # type: ignore[arg-type]
+
+
+# --- the XGBoost surrogate (estimator: xgboost) ------------------------------------------------
+
+FAST_XGB = FAST.model_copy(update={"estimator": "xgboost"})
+
+
+def test_xgboost_finds_the_planted_feature_and_its_shap_is_shaps() -> None:
+    """Known answer as for the paper's booster; XGBoost's own TreeSHAP equals shap's TreeExplainer
+    on the same model and sums to the prediction."""
+    from harness.explain.shap_tree import tree_explainer, tree_shap
+
+    x, y = _planted()
+    s = ErrorSurrogate(FAST_XGB).fit(x, y, NAMES)
+    assert type(s.model_).__module__.startswith("xgboost")
+    assert s.workers_ == 1  # threads of its own, no process pool
+    assert s.ranking_[0] == PLANTED
+    assert s.cv_r2_ > 0.8
+    assert np.all(s.importance_[:50] == 0.0)
+    np.testing.assert_allclose(s.shap_values_, tree_explainer(s.model_).shap_values(x), rtol=1e-5, atol=1e-6)
+    prediction = s.model_.predict(x)
+    base = prediction - s.shap_values_.sum(axis=1)
+    assert np.ptp(base) < 1e-6 * np.abs(prediction).max()  # exact (in XGBoost's float32): one base value
+    assert tree_shap(s.model_, x).shape == x.shape
+
+
+def test_xgboost_surrogate_does_not_depend_on_thread_count_or_feature_units() -> None:
+    """The same trees on 1 or 2 threads (a GPU host and a CI runner agree), and in other units:
+    exact splits compare values, with no absolute threshold (scikit-learn's trees merge values
+    closer than 1e-7, so the paper's booster moves with the units of small features)."""
+    import xgboost
+
+    from harness.explain.surrogate import new_estimator
+
+    x, y = _planted()
+    x[:, 60:80] *= 1e-6  # features in small units
+
+    def fit(data: np.ndarray, threads: int) -> np.ndarray:
+        model = new_estimator(FAST_XGB, seed=0)
+        model.set_params(n_jobs=threads)
+        return model.fit(data, y).predict(data)
+
+    one = fit(x, 1)
+    np.testing.assert_array_equal(one, fit(x, 2))
+    np.testing.assert_allclose(fit(x * 1e4, 1), one, rtol=1e-6, atol=1e-6)
+    assert xgboost.__version__
+
+
+def test_a_missing_xgboost_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from harness.explain.surrogate import new_estimator
+
+    monkeypatch.setitem(sys.modules, "xgboost", None)  # import xgboost raises ImportError
+    with pytest.raises(CheckError, match=r"estimator: xgboost.*pip install xgboost"):
+        new_estimator(FAST_XGB)

@@ -128,7 +128,7 @@ def explain_atoms(
     surrogate_settings,  # harness.suite.schema.Surrogate
     *,
     seed: int = 0,
-    estimator: Estimator = "gradient_boosting",
+    estimator: Estimator | None = None,
     n_jobs: int | None = None,
 ) -> AtomExplanation:
     """Fit the surrogate on sampled atoms (folds grouped by structure) and explain it by TreeSHAP."""
@@ -213,10 +213,8 @@ def explain_run_atoms(run, name: str, check) -> AtomExplanation:
                 f"the per-atom force error is the same on every sampled atom ({float(y[0]):.3g} eV/A): "
                 "there is nothing for a surrogate to explain"
             )
-        fit = dict(settings["surrogate"])
-        estimator = fit.pop("estimator")
-        surrogate = Surrogate(**fit)
-        fitted = explain_atoms(x, y, names, sample, surrogate, seed=run.suite.settings.seed, estimator=estimator)
+        surrogate = Surrogate(**settings["surrogate"])  # the check's booster and trees
+        fitted = explain_atoms(x, y, names, sample, surrogate, seed=run.suite.settings.seed)
         return {
             "cv_r2": np.asarray(fitted.cv_r2),
             "cv_r2_folds": fitted.cv_r2_folds,

@@ -266,7 +266,7 @@ def surrogate_ablation(
 
     Random features are drawn uniformly from all features (they may include top ones).
     """
-    from harness.explain.shap_tree import tree_explainer
+    from harness.explain.shap_tree import tree_shap
     from harness.explain.surrogate import rank_features
     from harness.profile import stage
 
@@ -290,7 +290,7 @@ def surrogate_ablation(
     with stage("surrogate"):
         model.fit(X[train], y[train])  # type: ignore[attr-defined]
     with stage("SHAP"):
-        shap_values = np.asarray(tree_explainer(model).shap_values(X[train]), dtype=float).reshape(len(train), f)
+        shap_values = tree_shap(model, X[train]).reshape(len(train), f)
     ranking = rank_features(np.mean(np.abs(shap_values), axis=0), names)
     index = {name: i for i, name in enumerate(names)}
     top_cols = np.array([index[name] for name in ranking[:top_n]])

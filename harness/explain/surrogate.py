@@ -19,13 +19,24 @@ from harness.suite.schema import Surrogate
 
 ErrorKind = Literal["absolute", "signed"]
 ErrorPer = Literal["atom", "structure"]
-Estimator = Literal["gradient_boosting", "hist_gradient_boosting"]
+Estimator = Literal["gradient_boosting", "hist_gradient_boosting", "xgboost"]
 
 
-def new_estimator(settings: Surrogate, *, seed: int = 0, estimator: Estimator = "gradient_boosting"):
-    """An unfitted booster with the suite's surrogate settings (``estimator="hist_gradient_boosting"``:
-    scikit-learn's histogram-based booster, same trees on binned features, ~15x faster to fit on
-    thousands of per-atom rows). Seeded; the one place a surrogate model is built."""
+def new_estimator(settings: Surrogate, *, seed: int = 0, estimator: Estimator | None = None):
+    """An unfitted booster with the suite's surrogate settings, seeded; the one place a surrogate
+    model is built. ``estimator`` (default: the settings') picks the library:
+
+    - ``gradient_boosting``: scikit-learn's ``GradientBoostingRegressor``, the paper's;
+    - ``xgboost``: XGBoost's exact greedy trees with the same shape (no L2 term, at least one
+      row per leaf, the mean as base score), ~10x faster; its parity with the paper's on the
+      shipped checkpoints is measured in ``benchmarks/surrogate_parity.py``. Always the CPU
+      ``exact`` method, so a GPU and a CPU fit the same trees;
+    - ``hist_gradient_boosting``: scikit-learn's histogram booster with its own leaf limits (at
+      least 20 rows per leaf, 31 leaves), for the per-atom surrogate's thousands of rows.
+    """
+    estimator = estimator or settings.estimator
+    if estimator == "xgboost":
+        return _xgboost_regressor(settings, seed)
     from sklearn.ensemble import GradientBoostingRegressor, HistGradientBoostingRegressor
 
     if estimator == "hist_gradient_boosting":
@@ -37,12 +48,34 @@ def new_estimator(settings: Surrogate, *, seed: int = 0, estimator: Estimator = 
             random_state=seed,
         )
     if estimator != "gradient_boosting":
-        raise CheckError(f"estimator {estimator!r} not in gradient_boosting/hist_gradient_boosting")
+        raise CheckError(f"estimator {estimator!r} not in gradient_boosting/hist_gradient_boosting/xgboost")
     return GradientBoostingRegressor(
         n_estimators=settings.n_estimators,
         learning_rate=settings.learning_rate,
         max_depth=settings.max_depth,
         random_state=seed,
+    )
+
+
+def _xgboost_regressor(settings: Surrogate, seed: int):
+    try:
+        import xgboost
+    except ImportError:
+        raise CheckError(
+            "the suite's surrogate has estimator: xgboost, but XGBoost is not installed "
+            "(fix: pip install xgboost, or set surrogate.estimator: gradient_boosting, the paper's)"
+        ) from None
+    from joblib import cpu_count  # honours CPU affinity, cgroup quotas and LOKY_MAX_CPU_COUNT
+
+    return xgboost.XGBRegressor(
+        n_estimators=settings.n_estimators,
+        learning_rate=settings.learning_rate,
+        max_depth=settings.max_depth,
+        tree_method="exact",
+        reg_lambda=0.0,
+        min_child_weight=1.0,
+        random_state=seed,
+        n_jobs=cpu_count(),
     )
 
 
@@ -162,12 +195,12 @@ class ErrorSurrogate:
         settings: Surrogate | None = None,
         *,
         seed: int = 0,
-        estimator: Estimator = "gradient_boosting",
+        estimator: Estimator | None = None,
         n_jobs: int | None = None,
     ) -> None:
         self.settings = settings if settings is not None else Surrogate()
         self.seed = seed
-        self.estimator = estimator
+        self.estimator: Estimator = estimator or self.settings.estimator
         if n_jobs is not None and n_jobs < 1:
             raise CheckError(f"ErrorSurrogate n_jobs={n_jobs} must be >= 1 (or None: one per core)")
         self.n_jobs = n_jobs
@@ -178,6 +211,8 @@ class ErrorSurrogate:
     def _workers(self, rows: int, features: int) -> int:
         if self.n_jobs is not None:
             return self.n_jobs
+        if self.estimator == "xgboost":  # threads of its own; a fit takes well under a second
+            return 1
         from joblib import cpu_count  # honours CPU affinity, cgroup quotas and LOKY_MAX_CPU_COUNT
 
         return pool_workers(rows, features, self.settings, cpu_count())
@@ -208,7 +243,7 @@ class ErrorSurrogate:
         s = self.settings
         x, yv, names = _validate(X, y, feature_names, s.cv_folds)
 
-        from harness.explain.shap_tree import tree_explainer
+        from harness.explain.shap_tree import tree_shap
         from harness.profile import stage
         from harness.progress import bar
 
@@ -230,8 +265,8 @@ class ErrorSurrogate:
             self.cv_r2_folds_ = np.asarray([score for _, score in results[:-1]], dtype=np.float64)
             self.cv_r2_ = float(np.mean(self.cv_r2_folds_))
             self.model_ = results[-1][0]
-            with stage("SHAP"):  # built without shap's transformers checks (harness.explain.shap_tree)
-                shap_values = tree_explainer(self.model_).shap_values(x)
+            with stage("SHAP"):  # without shap's transformers checks (harness.explain.shap_tree)
+                shap_values = tree_shap(self.model_, x)
             steps.update()
         self.shap_values_ = np.asarray(shap_values, dtype=np.float64).reshape(x.shape)
         self.importance_ = np.mean(np.abs(self.shap_values_), axis=0)

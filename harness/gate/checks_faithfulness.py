@@ -160,7 +160,7 @@ def _randomised_correlations(
         labels, rows = [], []
         for label, blocks in cascade_stages(trained.cascade_blocks(), cascade=check.cascade):
             parts = [
-                randomised.evaluate([structures[i] for i in chosen], batch_size=run.batch_size, layer=layer).gradcam_raw
+                randomised.gradcam([structures[i] for i in chosen], batch_size=run.batch_size, layer=layer)
                 for chosen, randomised in zip(members, trained.randomised_copies(blocks, seeds), strict=True)
             ]
             labels.append(label)

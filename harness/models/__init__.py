@@ -111,6 +111,11 @@ class Model(Protocol):
         """Energies, forces and raw Grad-CAM from one forward and one backward pass per batch."""
         ...
 
+    def gradcam(self, structures: Sequence[Atoms], *, batch_size: int = 16, layer: str | None = None) -> np.ndarray:
+        """Raw Grad-CAM per atom alone, as :meth:`evaluate` gives it, without forces: the backward
+        pass stops at the hooked layer (the randomisation check needs no forces)."""
+        ...
+
     def energies(self, structures: Sequence[Atoms]) -> np.ndarray:
         """Total energies (eV) of every structure from one call, without forces or Grad-CAM
         (the perturbation checks batch a structure's perturbed copies this way)."""

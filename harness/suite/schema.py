@@ -178,6 +178,14 @@ class Surrogate(Strict):
     learning_rate: float = Field(0.05, gt=0, le=1, description="GradientBoostingRegressor learning_rate.")
     max_depth: int = Field(8, ge=1, le=32, description="GradientBoostingRegressor max_depth.")
     cv_folds: int = Field(5, ge=2, le=20, description="k of the k-fold cross-validated R^2.")
+    estimator: Literal["gradient_boosting", "xgboost", "hist_gradient_boosting"] = Field(
+        "gradient_boosting",
+        description=(
+            "The booster: scikit-learn's GradientBoostingRegressor (the paper's), XGBoost's exact trees of the "
+            "same shape (~10x faster; parity in benchmarks/surrogate_parity.py) or scikit-learn's histogram "
+            "booster (its own leaf limits; meant for thousands of rows)."
+        ),
+    )
 
 
 
