@@ -21,6 +21,8 @@ classes it names, so the caller imports mace first).
 from __future__ import annotations
 
 import functools
+import gzip
+import io
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -171,3 +173,15 @@ def _module_in(loaded: Any, *, name: str) -> torch.nn.Module:
         f"checkpoint {name} holds a {type(loaded).__name__}, not a torch module "
         "(fix: pass the full pickled MACE model, <name>.model as mace_run_train writes it)"
     )
+
+
+def open_checkpoint(path: Path) -> Path | io.BytesIO:
+    """The checkpoint as torch.load takes it; gzip files (magic 1f 8b) are decompressed in memory."""
+    with open(path, "rb") as handle:
+        if handle.read(2) != b"\x1f\x8b":
+            return path
+    try:
+        with gzip.open(path, "rb") as handle:
+            return io.BytesIO(handle.read())
+    except (OSError, EOFError) as error:
+        raise ModelError(f"checkpoint {path}: truncated or corrupt gzip ({error})") from None

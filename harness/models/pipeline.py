@@ -37,6 +37,7 @@ from ase.data import atomic_numbers as ATOMIC_NUMBERS
 from harness.errors import ModelError
 from harness.models import ModelOutputs
 from harness.models.batching import GraphSpec, HostBatch, chunks, prepare_batch
+from harness.profile import stage
 
 CPU_BATCH_SIZE = 16
 MAX_AUTO_BATCH = 1024
@@ -142,13 +143,15 @@ class Pipeline:
         try:
             while True:
                 t0 = time.perf_counter()
-                get = next(batches, None)
-                if get is None:
+                with stage("graphs"):  # the wait for a batch: graph building the model did not hide
+                    get = next(batches, None)
+                    host = get() if get is not None else None
+                if host is None:
                     break
-                host = get()
                 wait += time.perf_counter() - t0
-                data = host.to(self.model.device, non_blocking=self._cuda)
-                parts.append(self.model.evaluate_batch(data, layer=self.layer))
+                with stage("model"):
+                    data = host.to(self.model.device, non_blocking=self._cuda)
+                    parts.append(self.model.evaluate_batch(data, layer=self.layer))
         finally:
             batches.close()  # stop the workers at once if the model raised
         if self._cuda:

@@ -6,9 +6,7 @@ Load a checkpoint, evaluate energies, forces and Grad-CAM in one pass, the casca
 from __future__ import annotations
 
 import copy
-import gzip
 import hashlib
-import io
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -25,11 +23,12 @@ from harness.files import atomic_write, sha256_file
 from harness.models import ModelOutputs
 from harness.models.attribution import GradCam, gradcam_raw, resolve_layer
 from harness.models.batching import CPU_ATOMS_PER_BATCH, batch_groups
-from harness.models.checkpoint_io import resolve_device, unpickle_checkpoint
+from harness.models.checkpoint_io import open_checkpoint, resolve_device, unpickle_checkpoint
 from harness.models.mace._imports import _ENV_KEY, _as_dtype, _default_dtype, _mace, _quiet_torchscript, _restored_env
 from harness.models.mace.architecture import load_safe_module
 
 DEFAULT_LAYER = "products[-1]"
+_GRAPH_THREADS = 4  # graph-building threads beside a GPU (vesin runs through ctypes, which releases the GIL)
 _T = TypeVar("_T")
 
 
@@ -116,7 +115,7 @@ class MaceModel:
         _mace()  # the pickle refers to mace classes; import them with the env contained
         with _restored_env(_ENV_KEY), warnings.catch_warnings():
             _quiet_torchscript()
-            module = unpickle_checkpoint(_open_checkpoint(path), target, name=str(path))
+            module = unpickle_checkpoint(open_checkpoint(path), target, name=str(path))
         module = _prepare(module, torch_dtype, str(target))
         return cls(module, name=name or path.stem, identity=actual, source=f"checkpoint {path}")
 
@@ -240,6 +239,10 @@ class MaceModel:
         if not structures:
             empty = np.zeros(0, dtype=np.float64)
             return ModelOutputs(empty, np.zeros((0, 3)), empty.copy(), np.zeros(0, dtype=int))
+        if self._device.type == "cuda":  # graphs built in threads while the GPU runs (the benchmarks' (d))
+            from harness.models.pipeline import Pipeline
+
+            return Pipeline(self, batch_size=batch_size, workers=_GRAPH_THREADS, layer=layer_path).run(structures)[0]
         return ModelOutputs.concatenate(
             self._batched(structures, batch_size, progress, lambda data: self._evaluate_dict(data, target, layer_path))
         )
@@ -363,19 +366,6 @@ class MaceModel:
         if grad_act is None:
             grad_act = torch.zeros_like(activation)
         return _numpy(gradcam_raw(activation.detach(), grad_act))
-
-
-def _open_checkpoint(path: Path) -> Path | io.BytesIO:
-    """The checkpoint as torch.load takes it; gzip files (magic 1f 8b) are decompressed in memory."""
-    with open(path, "rb") as handle:
-        if handle.read(2) != b"\x1f\x8b":
-            return path
-    try:
-        with gzip.open(path, "rb") as handle:
-            return io.BytesIO(handle.read())
-    except (OSError, EOFError) as error:
-        raise ModelError(f"checkpoint {path}: truncated or corrupt gzip ({error})") from None
-
 
 
 def _z(symbol: str) -> int:
