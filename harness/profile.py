@@ -2,7 +2,8 @@
 
 The stages are the steps of the data flow: ``read`` (reference structures),
 ``load`` (importing the model family and loading checkpoints), ``graphs``
-(neighbour lists, model inputs and batches), ``model`` (forward and backward
+(neighbour lists, model inputs and batches; on a GPU, where threads build them
+beside the model, the model's wait for them), ``model`` (forward and backward
 passes), ``SOAP``, ``surrogate`` (cross-validated fits), ``SHAP`` (TreeSHAP),
 ``checks`` (everything else a check does) and ``report`` (results and HTML). Code marks a stage with
 ``with stage("SOAP"): ...``. Stages nest: time inside an inner stage is
