@@ -250,7 +250,7 @@ class MaceModel:
     def gradcam(self, structures: Sequence[Atoms], *, batch_size: int = 16, layer: str | None = None) -> np.ndarray:
         """Raw Grad-CAM per atom, equal to :meth:`evaluate`'s, without forces: positions need no
         gradient, so the backward pass runs from the energy to the hooked layer only (the readouts
-        after it), a third of a full pass on the shipped model."""
+        after it). With it the shipped main job's model stage fell from 75.9 to 60.0 s on 2 CPU cores."""
         structures = list(structures)
         if batch_size < 1:
             raise ModelError(f"batch_size must be >= 1, got {batch_size}")
@@ -270,7 +270,7 @@ class MaceModel:
         structures per batch and, on a CPU, at most ``CPU_ATOMS_PER_BATCH`` atoms. Batches are
         built by :func:`harness.models.batching.prepare_batch` (vesin's neighbour lists, mace's
         edges; the benchmarks' pipeline builds them the same way), not one mace ``AtomicData``
-        per structure: 5x less host time on the shipped reference."""
+        per structure (the main job's graphs stage: 1.36 -> 0.96 s on 2 CPU cores)."""
         from harness.profile import stage
         from harness.progress import bar as progress_bar
 
