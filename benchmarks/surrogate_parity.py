@@ -93,9 +93,9 @@ def compare(x: np.ndarray, y: np.ndarray, names: list[str], seed: int) -> dict[s
 
 
 def _l0(top: list[str]) -> float:
-    from harness.explain.descriptors import parse_feature_name
+    from harness.explain.metrics import share_with_l  # the error-classes check's angular_l_share
 
-    return sum(parse_feature_name(n).l == 0 for n in top) / len(top)
+    return share_with_l(top, [0])
 
 
 def _agreement(a: Any, b: Any, names: list[str], prefix: str) -> dict[str, Any]:
